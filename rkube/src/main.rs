@@ -1,0 +1,2 @@
+//! `rkube`: placeholder until `rkube up` lands.
+fn main() {}
