@@ -5,6 +5,10 @@
 //!
 //! Each case works under its own key prefix, so one store (e.g. one etcd) can run them
 //! all; compaction only ever drops revisions older than the case's own writes.
+//!
+//! [`etcd_cluster`] starts real etcd members for the etcd runs and the benchmarks.
+
+pub mod etcd_cluster;
 
 use std::future::Future;
 use std::sync::Arc;

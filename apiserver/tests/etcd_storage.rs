@@ -1,0 +1,54 @@
+//! The storage suite against real etcd (Debian's `etcd-server`), started by the test.
+
+use std::time::Duration;
+
+use apiserver::storage::etcd::{EtcdConfig, EtcdStore};
+use apiserver::storage::testing::etcd_cluster::EtcdCluster;
+use apiserver::storage::testing::run_suite;
+use apiserver::storage::{Storage, WatchOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn storage_suite_on_etcd() {
+    let cluster = EtcdCluster::start(1).await.expect("start etcd");
+    let config = EtcdConfig { endpoints: cluster.endpoints(), ..Default::default() };
+    let store = EtcdStore::connect(config).await.expect("connect");
+    run_suite(|| {
+        let store = store.clone();
+        async move { store }
+    })
+    .await;
+}
+
+/// A watch on a member that restarts resumes from its last revision without losing
+/// or repeating an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_resumes_after_the_member_restarts() {
+    let mut cluster = EtcdCluster::start(1).await.expect("start etcd");
+    let config = EtcdConfig { endpoints: cluster.endpoints(), ..Default::default() };
+    let store = EtcdStore::connect(config).await.expect("connect");
+    let start = store.current_revision().await.unwrap();
+    let mut watch = store.watch("/registry/restart/", start, WatchOptions::default()).await.unwrap();
+    let mut revisions = Vec::new();
+    for i in 0..5 {
+        revisions.push(store.create(&format!("/registry/restart/{i}"), "x".into()).await.unwrap().mod_revision);
+    }
+    cluster.kill(0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.restart(0).await.expect("restart");
+    for i in 5..10 {
+        let kv = loop {
+            match store.create(&format!("/registry/restart/{i}"), "x".into()).await {
+                Ok(kv) => break kv,
+                Err(e) => {
+                    eprintln!("retrying create after restart: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        revisions.push(kv.mod_revision);
+    }
+    for expected in revisions {
+        let event = apiserver::storage::testing::next_event(&mut watch).await.expect("event");
+        assert_eq!(event.revision(), expected);
+    }
+}
