@@ -103,6 +103,11 @@ impl EmbeddedStore {
                 Durability::Normal => "PRAGMA synchronous = NORMAL;",
             })
             .map_err(sql_error)?;
+        // Checkpoints run on their own thread (below), so commits never wait for one.
+        writer_conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;")
+            .map_err(sql_error)?;
+        let checkpointer_conn = open_connection(&path, false)?;
         let mut readers = Vec::new();
         for _ in 0..config.readers.max(1) {
             readers.push(Mutex::new(open_connection(&path, true)?));
@@ -111,12 +116,19 @@ impl EmbeddedStore {
         let hub = WatchHub::new(4096);
         let (sender, receiver) = mpsc::channel();
         let mut writer = Writer::new(writer_conn, hub.clone(), config.max_batch.max(1))?;
+        let (stop_checkpoints, stopped) = mpsc::channel::<()>();
+        let checkpointer = std::thread::Builder::new()
+            .name("embedded-store-checkpointer".into())
+            .spawn(move || run_checkpointer(checkpointer_conn, stopped))
+            .map_err(|e| StorageError::Internal(format!("starting the checkpointer thread: {e}")))?;
         std::thread::Builder::new()
             .name("embedded-store-writer".into())
             .spawn(move || {
-                // The lock file stays held for as long as the writer lives.
-                let _lock = lock;
                 writer.run(receiver);
+                // Last writer gone: final checkpoint, then release the file lock.
+                drop(stop_checkpoints);
+                let _ = checkpointer.join();
+                drop(lock);
             })
             .map_err(|e| StorageError::Internal(format!("starting the writer thread: {e}")))?;
         Ok(EmbeddedStore { readers, writer: sender, hub })
@@ -139,6 +151,27 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&mut readers.get()))
             .await
             .map_err(|e| StorageError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+/// Copies committed WAL frames into the database file in the background. A PASSIVE
+/// checkpoint never blocks the writer or readers; the WAL file is reused from its start
+/// once everything in it has been copied. On stop, a final TRUNCATE checkpoint leaves a
+/// compact file behind.
+fn run_checkpointer(conn: Connection, stop: mpsc::Receiver<()>) {
+    let interval = std::time::Duration::from_millis(250);
+    loop {
+        match stop.recv_timeout(interval) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "embedded store checkpoint failed");
+                }
+            }
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                return;
+            }
+        }
     }
 }
 

@@ -184,7 +184,10 @@ impl Storage for EtcdStore {
     }
 
     async fn compare_and_put(&self, key: &str, expected: Revision, value: Bytes) -> Result<CasOutcome> {
-        let put = TxnOp::put(key, value.to_vec(), Some(PutOptions::new().with_prev_key()));
+        // A create needs nothing back; an update asks for the previous version only to
+        // learn the key's create revision.
+        let options = (expected != 0).then(|| PutOptions::new().with_prev_key());
+        let put = TxnOp::put(key, value.to_vec(), options);
         let (succeeded, response) = self.cas(key, expected, put).await?;
         if !succeeded {
             return stale_state(&response);
