@@ -59,8 +59,13 @@ impl Default for EtcdConfig {
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
+    kv: etcd_client::KvClient,
     config: EtcdConfig,
 }
+
+/// Largest gRPC message we accept: a full list of a big collection is one range
+/// response (10,000 pods are ~20 MiB), as upstream raises the client's receive limit.
+const MAX_MESSAGE_BYTES: usize = i32::MAX as usize;
 
 /// Maps an etcd error to ours, recognising etcd's compaction and future-revision errors.
 fn etcd_error(e: etcd_client::Error, requested: Option<Revision>) -> StorageError {
@@ -117,7 +122,8 @@ impl EtcdStore {
             options = options.with_tls(tls);
         }
         let client = Client::connect(&config.endpoints, Some(options)).await.map_err(|e| etcd_error(e, None))?;
-        Ok(EtcdStore { client, config })
+        let kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(EtcdStore { client, kv, config })
     }
 
     /// The underlying client, for tools that need raw etcd access (benchmarks).
@@ -130,7 +136,7 @@ impl EtcdStore {
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([then])
             .or_else([TxnOp::get(key, None)]);
-        let response = self.client.kv_client().txn(txn).await.map_err(|e| etcd_error(e, None))?;
+        let response = self.kv.clone().txn(txn).await.map_err(|e| etcd_error(e, None))?;
         Ok((response.succeeded(), response))
     }
 }
@@ -156,7 +162,7 @@ fn header_revision(response: &etcd_client::TxnResponse) -> Result<Revision> {
 impl Storage for EtcdStore {
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<KeyValue> {
         let options = revision.map(|r| GetOptions::new().with_revision(r));
-        let response = self.client.kv_client().get(key, options).await.map_err(|e| etcd_error(e, revision))?;
+        let response = self.kv.clone().get(key, options).await.map_err(|e| etcd_error(e, revision))?;
         match response.kvs().first() {
             Some(kv) => to_kv(kv),
             None => Err(StorageError::NotFound { key: key.to_owned() }),
@@ -172,7 +178,7 @@ impl Storage for EtcdStore {
             options = options.with_limit(limit as i64);
         }
         let response =
-            self.client.kv_client().get(start, Some(options)).await.map_err(|e| etcd_error(e, revision))?;
+            self.kv.clone().get(start, Some(options)).await.map_err(|e| etcd_error(e, revision))?;
         let items = response.kvs().iter().map(to_kv).collect::<Result<Vec<_>>>()?;
         let at = match revision {
             Some(r) => r,
@@ -237,12 +243,12 @@ impl Storage for EtcdStore {
 
     async fn count(&self, prefix: &str) -> Result<i64> {
         let options = GetOptions::new().with_range(prefix_end(prefix)).with_count_only();
-        let response = self.client.kv_client().get(prefix, Some(options)).await.map_err(|e| etcd_error(e, None))?;
+        let response = self.kv.clone().get(prefix, Some(options)).await.map_err(|e| etcd_error(e, None))?;
         Ok(response.count())
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        match self.client.kv_client().compact(revision, None).await {
+        match self.kv.clone().compact(revision, None).await {
             Ok(_) => Ok(()),
             // Already compacted at or past this revision: the goal is met.
             Err(e) if e.to_string().contains("required revision has been compacted") => Ok(()),
@@ -323,7 +329,7 @@ impl ResumingWatch {
             .with_range(prefix_end(&self.prefix))
             .with_start_revision(self.last + 1)
             .with_prev_key();
-        let mut stream = match self.client.watch_client().watch(self.prefix.as_str(), Some(options)).await {
+        let mut stream = match self.client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES).watch(self.prefix.as_str(), Some(options)).await {
             Ok(stream) => stream,
             Err(e) => return StreamEnd::Broken(e.to_string()),
         };

@@ -167,7 +167,7 @@ async fn bench_raw_etcd(client: &etcd_client::Client, args: &Args, c: usize, epo
     let range = {
         let client = client.clone();
         measure(c, c.max(8), move |_| {
-            let mut kv = client.kv_client();
+            let mut kv = client.kv_client().max_decoding_message_size(i32::MAX as usize);
             async move {
                 let r = kv.get("/raw-etcd/list/", Some(GetOptions::new().with_prefix())).await?;
                 anyhow::ensure!(!r.kvs().is_empty(), "raw range returned nothing");
