@@ -8,6 +8,7 @@ packages=(
   libprotobuf-dev     # google/protobuf/*.proto, imported by etcd's protos
   etcd-server         # real etcd for the etcd storage backend and its tests
   etcd-client         # etcdctl, handy for poking at a test cluster
+  openssl             # certificates for the etcd TLS tests
 )
 
 missing=()

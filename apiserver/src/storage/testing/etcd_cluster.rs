@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etcd_client::Client;
+use etcd_client::{Client, ConnectOptions};
 
 /// One member's addresses and process.
 struct Member {
@@ -24,7 +24,59 @@ struct Member {
 pub struct EtcdCluster {
     members: Vec<Member>,
     initial_cluster: String,
+    tls: Option<TlsFiles>,
     _dir: tempfile::TempDir,
+}
+
+/// Certificates of a TLS cluster: members serve HTTPS and require client certificates.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The CA that signed every certificate here.
+    pub ca: PathBuf,
+    /// The members' serving certificate (127.0.0.1 and localhost).
+    pub server_cert: PathBuf,
+    /// Its key.
+    pub server_key: PathBuf,
+    /// A client certificate, as kube-apiserver's `--etcd-certfile`.
+    pub client_cert: PathBuf,
+    /// Its key (`--etcd-keyfile`).
+    pub client_key: PathBuf,
+}
+
+/// Makes a CA, a serving and a client certificate with the `openssl` command.
+fn generate_tls(dir: &std::path::Path) -> Result<TlsFiles, EtcdClusterError> {
+    let run = |args: &[&str]| -> Result<(), EtcdClusterError> {
+        let output = Command::new("openssl").args(args).current_dir(dir).output().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => EtcdClusterError::Missing(format!("openssl: {e}")),
+            _ => EtcdClusterError::Other(format!("running openssl: {e}")),
+        })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(EtcdClusterError::Other(format!(
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )))
+        }
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=etcd-ca"]].concat())?;
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
+        .map_err(|e| EtcdClusterError::Other(e.to_string()))?;
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n")
+        .map_err(|e| EtcdClusterError::Other(e.to_string()))?;
+    for (name, cn) in [("server", "etcd"), ("client", "kube-apiserver-etcd-client")] {
+        let (key, csr, crt, ext) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("{name}.ext"));
+        run(&[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}")]].concat())?;
+        run(&["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", &ext])?;
+    }
+    Ok(TlsFiles {
+        ca: dir.join("ca.crt"),
+        server_cert: dir.join("server.crt"),
+        server_key: dir.join("server.key"),
+        client_cert: dir.join("client.crt"),
+        client_key: dir.join("client.key"),
+    })
 }
 
 /// Errors starting or driving the cluster.
@@ -51,12 +103,28 @@ impl EtcdCluster {
 
     /// Starts `size` members with extra etcd flags (e.g. `--unsafe-no-fsync`).
     pub async fn start_with(size: usize, extra_flags: &[&str]) -> Result<Self, EtcdClusterError> {
+        Self::start_inner(size, extra_flags, false).await
+    }
+
+    /// Starts `size` members serving HTTPS that require client certificates.
+    pub async fn start_tls(size: usize) -> Result<Self, EtcdClusterError> {
+        Self::start_inner(size, &[], true).await
+    }
+
+    /// The certificates of a cluster started with [`EtcdCluster::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    async fn start_inner(size: usize, extra_flags: &[&str], tls: bool) -> Result<Self, EtcdClusterError> {
         let dir = tempfile::tempdir().map_err(|e| EtcdClusterError::Other(e.to_string()))?;
+        let tls = if tls { Some(generate_tls(dir.path())?) } else { None };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut members = Vec::new();
         for i in 0..size {
             members.push(Member {
                 name: format!("m{i}"),
-                client_url: format!("http://127.0.0.1:{}", free_port()?),
+                client_url: format!("{scheme}://127.0.0.1:{}", free_port()?),
                 peer_url: format!("http://127.0.0.1:{}", free_port()?),
                 data_dir: dir.path().join(format!("m{i}")),
                 process: None,
@@ -64,7 +132,7 @@ impl EtcdCluster {
         }
         let initial_cluster =
             members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",");
-        let mut cluster = EtcdCluster { members, initial_cluster, _dir: dir };
+        let mut cluster = EtcdCluster { members, initial_cluster, tls, _dir: dir };
         for i in 0..size {
             cluster.spawn(i, "new", extra_flags)?;
         }
@@ -74,6 +142,7 @@ impl EtcdCluster {
 
     fn spawn(&mut self, index: usize, state: &str, extra_flags: &[&str]) -> Result<(), EtcdClusterError> {
         let initial_cluster = self.initial_cluster.clone();
+        let tls = self.tls.clone();
         let member = &mut self.members[index];
         let mut command = Command::new("etcd");
         command
@@ -100,6 +169,17 @@ impl EtcdCluster {
             .arg("--log-level")
             .arg("error")
             .args(extra_flags)
+            .args(tls.iter().flat_map(|tls| {
+                [
+                    "--client-cert-auth".into(),
+                    "--trusted-ca-file".into(),
+                    tls.ca.clone().into_os_string(),
+                    "--cert-file".into(),
+                    tls.server_cert.clone().into_os_string(),
+                    "--key-file".into(),
+                    tls.server_key.clone().into_os_string(),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -116,14 +196,29 @@ impl EtcdCluster {
         self.members.iter().map(|m| m.client_url.clone()).collect()
     }
 
+    /// A client of one member, with the cluster's client certificate if it has one.
+    async fn connect_member(&self, url: &str) -> Option<Client> {
+        let mut options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2));
+        if let Some(tls) = &self.tls {
+            let ca = std::fs::read(&tls.ca).ok()?;
+            let (cert, key) = (std::fs::read(&tls.client_cert).ok()?, std::fs::read(&tls.client_key).ok()?);
+            options = options.with_tls(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(ca))
+                    .identity(etcd_client::Identity::from_pem(cert, key)),
+            );
+        }
+        Client::connect([url], Some(options)).await.ok()
+    }
+
     /// Waits until every running member answers a read.
     pub async fn wait_healthy(&self, timeout: Duration) -> Result<(), EtcdClusterError> {
         let deadline = Instant::now() + timeout;
         for member in self.members.iter().filter(|m| m.process.is_some()) {
             loop {
-                let ok = match Client::connect([&member.client_url], None).await {
-                    Ok(mut client) => client.get("health", None).await.is_ok(),
-                    Err(_) => false,
+                let ok = match self.connect_member(&member.client_url).await {
+                    Some(mut client) => client.get("health", None).await.is_ok(),
+                    None => false,
                 };
                 if ok {
                     break;
@@ -140,7 +235,7 @@ impl EtcdCluster {
     /// The index of the current leader, asking the running members.
     pub async fn leader(&self) -> Result<usize, EtcdClusterError> {
         for (i, member) in self.members.iter().enumerate().filter(|(_, m)| m.process.is_some()) {
-            let Ok(mut client) = Client::connect([&member.client_url], None).await else { continue };
+            let Some(mut client) = self.connect_member(&member.client_url).await else { continue };
             let Ok(status) = client.status().await else { continue };
             let Some(header) = status.header() else { continue };
             if status.leader() == header.member_id() && status.leader() != 0 {
