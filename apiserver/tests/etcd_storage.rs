@@ -85,3 +85,13 @@ async fn tls_with_client_certificates() {
     };
     assert!(refused, "a client without a certificate must be refused");
 }
+
+/// `--storage-url etcd://host:port,host:port` reaches etcd through `storage::open`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_connects_to_etcd_by_url() {
+    let cluster = EtcdCluster::start(1).await.expect("start etcd");
+    let hosts: Vec<String> = cluster.endpoints().iter().map(|e| e.trim_start_matches("http://").to_owned()).collect();
+    let store = apiserver::storage::open(&format!("etcd://{}", hosts.join(","))).await.expect("open etcd://");
+    let kv = store.create("/registry/url/a", "x".into()).await.unwrap();
+    assert_eq!(store.get("/registry/url/a", None).await.unwrap(), kv);
+}

@@ -259,8 +259,8 @@ impl Storage for EtcdStore {
     async fn current_revision(&self) -> Result<Revision> {
         // A count-only read of a key nobody writes costs nothing and carries the header.
         let response = self
-            .client
-            .kv_client()
+            .kv
+            .clone()
             .get("/registry/.rkube-revision-probe", Some(GetOptions::new().with_count_only()))
             .await
             .map_err(|e| etcd_error(e, None))?;

@@ -487,6 +487,19 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn open_picks_the_backend_by_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = open(&url).await.expect("embedded");
+        store.create("/registry/a", Bytes::from_static(b"1")).await.unwrap();
+        assert!(dir.path().join("store.db").exists());
+        let memory = open("memory://").await.expect("memory");
+        assert_eq!(memory.current_revision().await.unwrap(), 0);
+        let err = open("postgres://x").await.err().expect("unsupported");
+        assert!(err.to_string().starts_with("unsupported storage URL"), "{err}");
+    }
+
     #[test]
     fn prefix_end_increments_the_last_byte() {
         assert_eq!(prefix_end("/registry/pods/"), "/registry/pods0");
