@@ -467,7 +467,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         return Ok(Arc::new(embedded::EmbeddedStore::open(path, embedded::EmbeddedConfig::default())?));
     }
-    if url == "memory://" || url.starts_with("memory://") {
+    if url.starts_with("memory://") {
         return Ok(Arc::new(memory::MemoryStore::new()));
     }
     if let Some(rest) = url.strip_prefix("etcd://") {
