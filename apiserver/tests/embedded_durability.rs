@@ -42,19 +42,34 @@ async fn acknowledged_writes_survive_sigkill() {
     // Let it write for a while, then kill it without warning.
     let started = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL)
-        .expect("SIGKILL the writer");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL the writer");
     let status = child.wait().unwrap();
     assert!(!status.success(), "the writer was killed, not finished");
     let acknowledged = reader.join().unwrap();
-    assert!(acknowledged.len() > 50, "the writer made progress in {:?}: {}", started.elapsed(), acknowledged.len());
+    assert!(
+        acknowledged.len() > 50,
+        "the writer made progress in {:?}: {}",
+        started.elapsed(),
+        acknowledged.len()
+    );
 
-    let store = EmbeddedStore::open(&path, EmbeddedConfig::default()).expect("reopen after the crash");
+    let store =
+        EmbeddedStore::open(&path, EmbeddedConfig::default()).expect("reopen after the crash");
     for key in &acknowledged {
-        let kv = store.get(key, None).await.unwrap_or_else(|e| panic!("acknowledged {key} lost: {e}"));
+        let kv = store
+            .get(key, None)
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged {key} lost: {e}"));
         assert_eq!(kv.value, format!("value of {key}").into_bytes());
     }
-    eprintln!("{} acknowledged writes all present after SIGKILL", acknowledged.len());
+    eprintln!(
+        "{} acknowledged writes all present after SIGKILL",
+        acknowledged.len()
+    );
 }
 
 /// The child: 16 concurrent writers creating keys forever, printing each acknowledgement.
@@ -66,7 +81,10 @@ async fn run_writer(path: &str) {
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
                 let key = format!("/registry/durability/w{w}-{i}");
-                store.create(&key, format!("value of {key}").into()).await.expect("create");
+                store
+                    .create(&key, format!("value of {key}").into())
+                    .await
+                    .expect("create");
                 // One write per line, flushed before the next write starts.
                 println!("ack {key}");
             }

@@ -16,7 +16,9 @@ const PREFIX: &str = "/registry/failover/";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_the_leader_being_killed() {
-    let mut cluster = EtcdCluster::start(3).await.expect("start a 3-member etcd cluster");
+    let mut cluster = EtcdCluster::start(3)
+        .await
+        .expect("start a 3-member etcd cluster");
     let config = EtcdConfig {
         endpoints: cluster.endpoints(),
         request_timeout: Duration::from_secs(3),
@@ -25,7 +27,10 @@ async fn acknowledged_writes_survive_the_leader_being_killed() {
     };
     let store = Arc::new(EtcdStore::connect(config).await.expect("connect"));
     let start = store.current_revision().await.unwrap();
-    let mut watch = store.watch(PREFIX, start, WatchOptions::default()).await.unwrap();
+    let mut watch = store
+        .watch(PREFIX, start, WatchOptions::default())
+        .await
+        .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -57,14 +62,23 @@ async fn acknowledged_writes_survive_the_leader_being_killed() {
     let leader = cluster.leader().await.expect("find the leader");
     cluster.kill(leader);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    cluster.restart(leader).await.expect("restart the old leader");
+    cluster
+        .restart(leader)
+        .await
+        .expect("restart the old leader");
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let (acknowledged, failures) = writer.await.unwrap();
-    eprintln!("{} writes acknowledged, {failures} failed attempts during the failover", acknowledged.len());
+    eprintln!(
+        "{} writes acknowledged, {failures} failed attempts during the failover",
+        acknowledged.len()
+    );
     assert!(acknowledged.len() > 20, "the write loop made progress");
 
-    let listed = store.list(PREFIX, &ListOptions::default()).await.expect("list after failover");
+    let listed = store
+        .list(PREFIX, &ListOptions::default())
+        .await
+        .expect("list after failover");
     let present: BTreeSet<String> = listed.items.iter().map(|kv| kv.key.clone()).collect();
     let lost: Vec<_> = acknowledged.difference(&present).collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
@@ -73,7 +87,10 @@ async fn acknowledged_writes_survive_the_leader_being_killed() {
     let mut seen = BTreeSet::new();
     let mut last_revision = start;
     while seen.len() < present.len() {
-        match next_event(&mut watch).await.expect("watch resumed after the failover") {
+        match next_event(&mut watch)
+            .await
+            .expect("watch resumed after the failover")
+        {
             WatchEvent::Added(kv) => {
                 assert!(kv.mod_revision > last_revision, "events in revision order");
                 last_revision = kv.mod_revision;

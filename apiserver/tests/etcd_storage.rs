@@ -10,7 +10,10 @@ use apiserver::storage::{Storage, WatchOptions};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn storage_suite_on_etcd() {
     let cluster = EtcdCluster::start(1).await.expect("start etcd");
-    let config = EtcdConfig { endpoints: cluster.endpoints(), ..Default::default() };
+    let config = EtcdConfig {
+        endpoints: cluster.endpoints(),
+        ..Default::default()
+    };
     let store = EtcdStore::connect(config).await.expect("connect");
     run_suite(|| {
         let store = store.clone();
@@ -24,20 +27,35 @@ async fn storage_suite_on_etcd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn watch_resumes_after_the_member_restarts() {
     let mut cluster = EtcdCluster::start(1).await.expect("start etcd");
-    let config = EtcdConfig { endpoints: cluster.endpoints(), ..Default::default() };
+    let config = EtcdConfig {
+        endpoints: cluster.endpoints(),
+        ..Default::default()
+    };
     let store = EtcdStore::connect(config).await.expect("connect");
     let start = store.current_revision().await.unwrap();
-    let mut watch = store.watch("/registry/restart/", start, WatchOptions::default()).await.unwrap();
+    let mut watch = store
+        .watch("/registry/restart/", start, WatchOptions::default())
+        .await
+        .unwrap();
     let mut revisions = Vec::new();
     for i in 0..5 {
-        revisions.push(store.create(&format!("/registry/restart/{i}"), "x".into()).await.unwrap().mod_revision);
+        revisions.push(
+            store
+                .create(&format!("/registry/restart/{i}"), "x".into())
+                .await
+                .unwrap()
+                .mod_revision,
+        );
     }
     cluster.kill(0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.restart(0).await.expect("restart");
     for i in 5..10 {
         let kv = loop {
-            match store.create(&format!("/registry/restart/{i}"), "x".into()).await {
+            match store
+                .create(&format!("/registry/restart/{i}"), "x".into())
+                .await
+            {
                 Ok(kv) => break kv,
                 Err(e) => {
                     eprintln!("retrying create after restart: {e}");
@@ -48,7 +66,9 @@ async fn watch_resumes_after_the_member_restarts() {
         revisions.push(kv.mod_revision);
     }
     for expected in revisions {
-        let event = apiserver::storage::testing::next_event(&mut watch).await.expect("event");
+        let event = apiserver::storage::testing::next_event(&mut watch)
+            .await
+            .expect("event");
         assert_eq!(event.revision(), expected);
     }
 }
@@ -58,7 +78,9 @@ async fn watch_resumes_after_the_member_restarts() {
 /// client without a certificate is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_client_certificates() {
-    let cluster = EtcdCluster::start_tls(1).await.expect("start etcd with TLS");
+    let cluster = EtcdCluster::start_tls(1)
+        .await
+        .expect("start etcd with TLS");
     let tls = cluster.tls().expect("tls files").clone();
     assert!(cluster.endpoints()[0].starts_with("https://"));
     let config = EtcdConfig {
@@ -68,8 +90,13 @@ async fn tls_with_client_certificates() {
         key_file: Some(tls.client_key.clone()),
         ..Default::default()
     };
-    let store = EtcdStore::connect(config).await.expect("connect with client certificate");
-    let kv = store.create("/registry/tls/a", "x".into()).await.expect("create over TLS");
+    let store = EtcdStore::connect(config)
+        .await
+        .expect("connect with client certificate");
+    let kv = store
+        .create("/registry/tls/a", "x".into())
+        .await
+        .expect("create over TLS");
     assert_eq!(store.get("/registry/tls/a", None).await.unwrap(), kv);
 
     // Same CA, no client certificate: etcd refuses the request.
@@ -90,8 +117,14 @@ async fn tls_with_client_certificates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_connects_to_etcd_by_url() {
     let cluster = EtcdCluster::start(1).await.expect("start etcd");
-    let hosts: Vec<String> = cluster.endpoints().iter().map(|e| e.trim_start_matches("http://").to_owned()).collect();
-    let store = apiserver::storage::open(&format!("etcd://{}", hosts.join(","))).await.expect("open etcd://");
+    let hosts: Vec<String> = cluster
+        .endpoints()
+        .iter()
+        .map(|e| e.trim_start_matches("http://").to_owned())
+        .collect();
+    let store = apiserver::storage::open(&format!("etcd://{}", hosts.join(",")))
+        .await
+        .expect("open etcd://");
     let kv = store.create("/registry/url/a", "x".into()).await.unwrap();
     assert_eq!(store.get("/registry/url/a", None).await.unwrap(), kv);
 }

@@ -12,7 +12,10 @@ use super::Storage;
 pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// Starts the compaction loop on the current tokio runtime; abort the handle to stop it.
-pub fn spawn_compactor(storage: Arc<dyn Storage>, interval: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_compactor(
+    storage: Arc<dyn Storage>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -36,8 +39,8 @@ pub fn spawn_compactor(storage: Arc<dyn Storage>, interval: Duration) -> tokio::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::memory::MemoryStore;
     use crate::storage::StorageError;
+    use crate::storage::memory::MemoryStore;
 
     #[tokio::test]
     async fn compacts_to_the_revision_seen_one_interval_earlier() {
@@ -51,12 +54,19 @@ mod tests {
         loop {
             match store.get("/registry/a", Some(first.mod_revision - 1)).await {
                 Err(StorageError::Compacted { .. }) => break,
-                _ if tokio::time::Instant::now() > deadline => panic!("history was never compacted"),
+                _ if tokio::time::Instant::now() > deadline => {
+                    panic!("history was never compacted")
+                }
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
         // The newer write's revision stays readable for at least one more interval.
-        assert!(store.get("/registry/b", Some(second.mod_revision)).await.is_ok());
+        assert!(
+            store
+                .get("/registry/b", Some(second.mod_revision))
+                .await
+                .is_ok()
+        );
         compactor.abort();
     }
 }

@@ -30,7 +30,11 @@ struct Wire {
 impl ContinueToken {
     /// Encodes the token for a list response's `metadata.continue`.
     pub fn encode(&self) -> String {
-        let wire = Wire { v: TOKEN_VERSION.to_owned(), rv: self.revision, start: self.start.clone() };
+        let wire = Wire {
+            v: TOKEN_VERSION.to_owned(),
+            rv: self.revision,
+            start: self.start.clone(),
+        };
         // Serializing a struct of strings and integers cannot fail.
         let json = serde_json::to_vec(&wire).unwrap_or_default();
         URL_SAFE_NO_PAD.encode(json)
@@ -47,7 +51,9 @@ impl ContinueToken {
             return Err(invalid("server does not recognize this encoded key"));
         }
         if wire.rv <= 0 {
-            return Err(invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+            return Err(invalid(
+                "incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+            ));
         }
         if wire.start.is_empty() {
             return Err(invalid("encoded start key empty (version meta.k8s.io/v1)"));
@@ -56,7 +62,10 @@ impl ContinueToken {
         if wire.start.starts_with('/') || wire.start.split('/').any(|part| part == "..") {
             return Err(invalid("continue key may not contain a relative path"));
         }
-        Ok(ContinueToken { revision: wire.rv, start: wire.start })
+        Ok(ContinueToken {
+            revision: wire.rv,
+            start: wire.start,
+        })
     }
 }
 
@@ -66,21 +75,32 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let token = ContinueToken { revision: 42, start: "default/web\u{0}".into() };
+        let token = ContinueToken {
+            revision: 42,
+            start: "default/web\u{0}".into(),
+        };
         assert_eq!(ContinueToken::decode(&token.encode()).unwrap(), token);
     }
 
     #[test]
     fn matches_upstream_wire_format() {
         // The JSON upstream puts inside the base64: field names and version string.
-        let token = ContinueToken { revision: 7, start: "a".into() }.encode();
+        let token = ContinueToken {
+            revision: 7,
+            start: "a".into(),
+        }
+        .encode();
         let json = URL_SAFE_NO_PAD.decode(token).unwrap();
         assert_eq!(json, br#"{"v":"meta.k8s.io/v1","rv":7,"start":"a"}"#);
     }
 
     #[test]
     fn rejects_bad_tokens_with_upstream_messages() {
-        let bad = |json: &str| ContinueToken::decode(&URL_SAFE_NO_PAD.encode(json)).unwrap_err().to_string();
+        let bad = |json: &str| {
+            ContinueToken::decode(&URL_SAFE_NO_PAD.encode(json))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             bad(r#"{"v":"meta.k8s.io/v1","rv":0,"start":"a"}"#),
             "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
@@ -93,7 +113,10 @@ mod tests {
             bad(r#"{"v":"other","rv":3,"start":"a"}"#),
             "continue key is not valid: server does not recognize this encoded key"
         );
-        assert!(bad(r#"{"v":"meta.k8s.io/v1","rv":3,"start":"../secrets/x"}"#).contains("relative path"));
+        assert!(
+            bad(r#"{"v":"meta.k8s.io/v1","rv":3,"start":"../secrets/x"}"#)
+                .contains("relative path")
+        );
         assert!(ContinueToken::decode("!!!").is_err());
     }
 }

@@ -27,8 +27,8 @@ use tokio::sync::oneshot;
 
 use super::local_watch::{CommittedBatch, History, HistoryPage, WatchHub};
 use super::{
-    CasOutcome, KeyValue, RangePage, Result, Revision, Storage, StorageError, WatchEvent, WatchOptions,
-    WatchStream, prefix_end,
+    CasOutcome, KeyValue, RangePage, Result, Revision, Storage, StorageError, WatchEvent,
+    WatchOptions, WatchStream, prefix_end,
 };
 
 /// The value of the `format` row in `meta`: tells an rkube store from any other file.
@@ -71,7 +71,11 @@ pub struct EmbeddedConfig {
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        EmbeddedConfig { durability: Durability::Full, max_batch: 256, readers: 4 }
+        EmbeddedConfig {
+            durability: Durability::Full,
+            max_batch: 256,
+            readers: 4,
+        }
     }
 }
 
@@ -101,7 +105,9 @@ impl EmbeddedStore {
         let writer_conn = open_connection(&path, false)?;
         init_or_check(&writer_conn, &path)?;
         // Durability::Full syncs the WAL itself (the syncer below), off the writer's path.
-        writer_conn.execute_batch("PRAGMA synchronous = NORMAL;").map_err(sql_error)?;
+        writer_conn
+            .execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(sql_error)?;
         // Checkpoints run on their own thread (below), so commits never wait for one.
         writer_conn
             .execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;")
@@ -111,7 +117,10 @@ impl EmbeddedStore {
         for _ in 0..config.readers.max(1) {
             readers.push(Mutex::new(open_connection(&path, true)?));
         }
-        let readers = Arc::new(Readers { connections: readers, next: AtomicUsize::new(0) });
+        let readers = Arc::new(Readers {
+            connections: readers,
+            next: AtomicUsize::new(0),
+        });
         let hub = WatchHub::new(4096);
         let (sender, receiver) = mpsc::channel();
         let acknowledger = match config.durability {
@@ -125,7 +134,9 @@ impl EmbeddedStore {
                 std::thread::Builder::new()
                     .name("embedded-store-syncer".into())
                     .spawn(move || run_syncer(&wal_path, pending, &hub))
-                    .map_err(|e| StorageError::Internal(format!("starting the syncer thread: {e}")))?;
+                    .map_err(|e| {
+                        StorageError::Internal(format!("starting the syncer thread: {e}"))
+                    })?;
                 Acknowledger::AfterSync(jobs)
             }
         };
@@ -134,7 +145,9 @@ impl EmbeddedStore {
         let checkpointer = std::thread::Builder::new()
             .name("embedded-store-checkpointer".into())
             .spawn(move || run_checkpointer(checkpointer_conn, stopped))
-            .map_err(|e| StorageError::Internal(format!("starting the checkpointer thread: {e}")))?;
+            .map_err(|e| {
+                StorageError::Internal(format!("starting the checkpointer thread: {e}"))
+            })?;
         std::thread::Builder::new()
             .name("embedded-store-writer".into())
             .spawn(move || {
@@ -145,7 +158,11 @@ impl EmbeddedStore {
                 drop(lock);
             })
             .map_err(|e| StorageError::Internal(format!("starting the writer thread: {e}")))?;
-        Ok(EmbeddedStore { readers, writer: sender, hub })
+        Ok(EmbeddedStore {
+            readers,
+            writer: sender,
+            hub,
+        })
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
@@ -153,7 +170,9 @@ impl EmbeddedStore {
         self.writer
             .send(WriteRequest { op, reply })
             .map_err(|_| StorageError::Unavailable("embedded store writer has stopped".into()))?;
-        outcome.await.map_err(|_| StorageError::Unavailable("embedded store writer has stopped".into()))?
+        outcome
+            .await
+            .map_err(|_| StorageError::Unavailable("embedded store writer has stopped".into()))?
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -201,7 +220,10 @@ fn lock_file(path: &Path) -> Result<File> {
         .open(&lock_path)
         .map_err(|e| StorageError::Internal(format!("opening {}: {e}", lock_path.display())))?;
     file.try_lock().map_err(|_| {
-        StorageError::Unavailable(format!("embedded store {} is in use by another process", path.display()))
+        StorageError::Unavailable(format!(
+            "embedded store {} is in use by another process",
+            path.display()
+        ))
     })?;
     Ok(file)
 }
@@ -210,25 +232,34 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| StorageError::Corrupt(format!("opening embedded store {}: {e}", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql_error)?;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        StorageError::Corrupt(format!("opening embedded store {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sql_error)?;
     Ok(conn)
 }
 
 /// Creates the schema in an empty file, or checks that an existing one is ours and sound.
 fn init_or_check(conn: &Connection, path: &Path) -> Result<()> {
     let not_ours = |why: String| {
-        StorageError::Corrupt(format!("{} is not a usable rkube embedded store: {why}", path.display()))
+        StorageError::Corrupt(format!(
+            "{} is not a usable rkube embedded store: {why}",
+            path.display()
+        ))
     };
     let tables: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
         .map_err(|e| not_ours(e.to_string()))?;
     if tables == 0 {
-        conn.execute_batch("PRAGMA journal_mode = WAL;").map_err(sql_error)?;
-        conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;")).map_err(sql_error)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL;")
+            .map_err(sql_error)?;
+        conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
+            .map_err(sql_error)?;
         conn.execute(
             "INSERT INTO meta (name, value) VALUES ('format', ?1), ('revision', 0), ('compacted', 0)",
             [FORMAT],
@@ -237,7 +268,9 @@ fn init_or_check(conn: &Connection, path: &Path) -> Result<()> {
         return Ok(());
     }
     let format: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE name = 'format'", [], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE name = 'format'", [], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(|e| not_ours(format!("no format marker ({e})")))?;
     match format.as_deref() {
@@ -251,12 +284,15 @@ fn init_or_check(conn: &Connection, path: &Path) -> Result<()> {
     if check != "ok" {
         return Err(not_ours(format!("integrity check failed: {check}")));
     }
-    conn.execute_batch("PRAGMA journal_mode = WAL;").map_err(sql_error)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL;")
+        .map_err(sql_error)?;
     Ok(())
 }
 
 fn meta(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0))
+    conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
 }
 
 fn key_string(bytes: Vec<u8>) -> rusqlite::Result<String> {
@@ -280,7 +316,9 @@ impl Readers {
         }
         // All busy: wait for our turn on one of them. A poisoned connection is still
         // sound (SQLite rolls back whatever the panicking reader had open).
-        self.connections[start % n].lock().unwrap_or_else(|p| p.into_inner())
+        self.connections[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -292,9 +330,15 @@ fn check_revision(conn: &Connection, revision: Option<Revision>) -> Result<(Revi
         Some(r) => {
             let compacted = meta(conn, "compacted").map_err(sql_error)?;
             if r < compacted {
-                Err(StorageError::Compacted { requested: r, compacted })
+                Err(StorageError::Compacted {
+                    requested: r,
+                    compacted,
+                })
             } else if r > head {
-                Err(StorageError::FutureRevision { requested: r, current: head })
+                Err(StorageError::FutureRevision {
+                    requested: r,
+                    current: head,
+                })
             } else {
                 Ok((r, r == head))
             }
@@ -327,11 +371,24 @@ fn get_at(conn: &mut Connection, key: &str, revision: Option<Revision>) -> Resul
         .map(|row| row.filter(|r| !r.3).map(|(c, m, v, _)| (c, m, v)))
     }
     .map_err(sql_error)?;
-    let (create_revision, mod_revision, value) = found.ok_or_else(|| StorageError::NotFound { key: key.to_owned() })?;
-    Ok(KeyValue { key: key.to_owned(), value: Bytes::from(value), create_revision, mod_revision })
+    let (create_revision, mod_revision, value) = found.ok_or_else(|| StorageError::NotFound {
+        key: key.to_owned(),
+    })?;
+    Ok(KeyValue {
+        key: key.to_owned(),
+        value: Bytes::from(value),
+        create_revision,
+        mod_revision,
+    })
 }
 
-fn range_at(conn: &mut Connection, start: &str, end: &str, revision: Option<Revision>, limit: usize) -> Result<RangePage> {
+fn range_at(
+    conn: &mut Connection,
+    start: &str,
+    end: &str,
+    revision: Option<Revision>,
+    limit: usize,
+) -> Result<RangePage> {
     let tx = conn.transaction().map_err(sql_error)?;
     let (at, latest) = check_revision(&tx, revision)?;
     // Ask for one more than the limit to learn whether anything remains.
@@ -366,9 +423,12 @@ fn range_at(conn: &mut Connection, start: &str, end: &str, revision: Option<Revi
                  ) WHERE deleted = 0 ORDER BY key LIMIT ?4",
             )
             .map_err(sql_error)?;
-        stmt.query_map(params![start.as_bytes(), end.as_bytes(), at, sql_limit], row)
-            .and_then(|rows| rows.collect())
-            .map_err(sql_error)?
+        stmt.query_map(
+            params![start.as_bytes(), end.as_bytes(), at, sql_limit],
+            row,
+        )
+        .and_then(|rows| rows.collect())
+        .map_err(sql_error)?
     };
     let mut remaining = 0;
     if limit > 0 && items.len() > limit {
@@ -392,17 +452,30 @@ fn range_at(conn: &mut Connection, start: &str, end: &str, revision: Option<Revi
         }
         .map_err(sql_error)?;
     }
-    Ok(RangePage { items, revision: at, remaining })
+    Ok(RangePage {
+        items,
+        revision: at,
+        remaining,
+    })
 }
 
 impl History for Readers {
-    fn events_after(&self, start: &str, end: &str, after: Revision, max: usize) -> Result<HistoryPage> {
+    fn events_after(
+        &self,
+        start: &str,
+        end: &str,
+        after: Revision,
+        max: usize,
+    ) -> Result<HistoryPage> {
         let mut conn = self.get();
         let tx = conn.transaction().map_err(sql_error)?;
         let head = meta(&tx, "revision").map_err(sql_error)?;
         let compacted = meta(&tx, "compacted").map_err(sql_error)?;
         if after < compacted {
-            return Err(StorageError::Compacted { requested: after, compacted });
+            return Err(StorageError::Compacted {
+                requested: after,
+                compacted,
+            });
         }
         let mut stmt = tx
             .prepare_cached(
@@ -412,40 +485,68 @@ impl History for Readers {
             )
             .map_err(sql_error)?;
         let events: Vec<WatchEvent> = stmt
-            .query_map(params![after, start.as_bytes(), end.as_bytes(), max as i64], |r| {
-                let revision: Revision = r.get(0)?;
-                let create_revision: Revision = r.get(2)?;
-                let deleted: bool = r.get(3)?;
-                let prev: Option<Vec<u8>> = r.get(5)?;
-                let key = key_string(r.get(1)?)?;
-                Ok(if deleted {
-                    let value = Bytes::from(prev.unwrap_or_default());
-                    WatchEvent::Deleted(KeyValue { key, value, create_revision, mod_revision: revision })
-                } else {
-                    let kv = KeyValue {
-                        key,
-                        value: Bytes::from(r.get::<_, Vec<u8>>(4)?),
-                        create_revision,
-                        mod_revision: revision,
-                    };
-                    if create_revision == revision {
-                        WatchEvent::Added(kv)
+            .query_map(
+                params![after, start.as_bytes(), end.as_bytes(), max as i64],
+                |r| {
+                    let revision: Revision = r.get(0)?;
+                    let create_revision: Revision = r.get(2)?;
+                    let deleted: bool = r.get(3)?;
+                    let prev: Option<Vec<u8>> = r.get(5)?;
+                    let key = key_string(r.get(1)?)?;
+                    Ok(if deleted {
+                        let value = Bytes::from(prev.unwrap_or_default());
+                        WatchEvent::Deleted(KeyValue {
+                            key,
+                            value,
+                            create_revision,
+                            mod_revision: revision,
+                        })
                     } else {
-                        WatchEvent::Modified { kv, prev_value: prev.map(Bytes::from) }
-                    }
-                })
-            })
+                        let kv = KeyValue {
+                            key,
+                            value: Bytes::from(r.get::<_, Vec<u8>>(4)?),
+                            create_revision,
+                            mod_revision: revision,
+                        };
+                        if create_revision == revision {
+                            WatchEvent::Added(kv)
+                        } else {
+                            WatchEvent::Modified {
+                                kv,
+                                prev_value: prev.map(Bytes::from),
+                            }
+                        }
+                    })
+                },
+            )
             .and_then(|rows| rows.collect())
             .map_err(sql_error)?;
-        let scanned_to = if events.len() >= max { events.last().map_or(head, |e| e.revision()) } else { head };
-        Ok(HistoryPage { events, scanned_to, current: head })
+        let scanned_to = if events.len() >= max {
+            events.last().map_or(head, |e| e.revision())
+        } else {
+            head
+        };
+        Ok(HistoryPage {
+            events,
+            scanned_to,
+            current: head,
+        })
     }
 }
 
 enum WriteOp {
-    Put { key: String, expected: Revision, value: Bytes },
-    Delete { key: String, expected: Revision },
-    Compact { revision: Revision },
+    Put {
+        key: String,
+        expected: Revision,
+        value: Bytes,
+    },
+    Delete {
+        key: String,
+        expected: Revision,
+    },
+    Compact {
+        revision: Revision,
+    },
 }
 
 enum WriteOutcome {
@@ -494,14 +595,17 @@ fn run_syncer(wal_path: &Path, pending: mpsc::Receiver<Acknowledgement>, hub: &W
         }
         let synced = match &wal {
             Some(file) => file.sync_data(),
-            None => File::open(wal_path).and_then(|file| file.sync_data().map(|()| wal.insert(file)).map(|_| ())),
+            None => File::open(wal_path)
+                .and_then(|file| file.sync_data().map(|()| wal.insert(file)).map(|_| ())),
         };
         for mut batch in batches {
             if let Err(e) = &synced {
                 // The commit is visible but may not be durable: tell the writers so.
                 tracing::error!(error = %e, "embedded store fsync failed");
                 for (_, outcome) in &mut batch.replies {
-                    *outcome = Err(StorageError::Internal(format!("fsync of the write-ahead log failed: {e}")));
+                    *outcome = Err(StorageError::Internal(format!(
+                        "fsync of the write-ahead log failed: {e}"
+                    )));
                 }
             }
             batch.deliver(hub);
@@ -522,7 +626,13 @@ impl Writer {
     fn new(conn: Connection, acknowledger: Acknowledger, max_batch: usize) -> Result<Self> {
         let revision = meta(&conn, "revision").map_err(sql_error)?;
         let compacted = meta(&conn, "compacted").map_err(sql_error)?;
-        Ok(Writer { conn, acknowledger, max_batch, revision, compacted })
+        Ok(Writer {
+            conn,
+            acknowledger,
+            max_batch,
+            revision,
+            compacted,
+        })
     }
 
     fn run(&mut self, receiver: mpsc::Receiver<WriteRequest>) {
@@ -546,12 +656,16 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
         let result = (|| -> rusqlite::Result<()> {
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
             for request in &batch {
                 let outcome = match &request.op {
-                    WriteOp::Put { key, expected, value } => {
-                        apply_put(&tx, &mut self.revision, key, *expected, value, &mut events)
-                    }
+                    WriteOp::Put {
+                        key,
+                        expected,
+                        value,
+                    } => apply_put(&tx, &mut self.revision, key, *expected, value, &mut events),
                     WriteOp::Delete { key, expected } => {
                         apply_delete(&tx, &mut self.revision, key, *expected, &mut events)
                     }
@@ -562,7 +676,10 @@ impl Writer {
                 outcomes.push(outcome);
             }
             if self.revision != start_revision {
-                tx.execute("UPDATE meta SET value = ?1 WHERE name = 'revision'", [self.revision])?;
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE name = 'revision'",
+                    [self.revision],
+                )?;
             }
             tx.commit()
         })();
@@ -570,7 +687,10 @@ impl Writer {
             Ok(()) => {
                 let acknowledgement = Acknowledgement {
                     replies: batch.into_iter().map(|r| r.reply).zip(outcomes).collect(),
-                    events: (!events.is_empty()).then(|| CommittedBatch { events, revision: self.revision }),
+                    events: (!events.is_empty()).then(|| CommittedBatch {
+                        events,
+                        revision: self.revision,
+                    }),
                 };
                 match &self.acknowledger {
                     Acknowledger::Direct(hub) => acknowledgement.deliver(hub),
@@ -578,7 +698,9 @@ impl Writer {
                         if let Err(mpsc::SendError(lost)) = syncer.send(acknowledgement) {
                             // The syncer is gone: nothing can be made durable any more.
                             for (reply, _) in lost.replies {
-                                let _ = reply.send(Err(StorageError::Unavailable("embedded store syncer has stopped".into())));
+                                let _ = reply.send(Err(StorageError::Unavailable(
+                                    "embedded store syncer has stopped".into(),
+                                )));
                             }
                         }
                     }
@@ -589,7 +711,9 @@ impl Writer {
                 self.revision = start_revision;
                 self.compacted = start_compacted;
                 for request in batch {
-                    let _ = request.reply.send(Err(StorageError::Internal(format!("commit failed: {e}"))));
+                    let _ = request
+                        .reply
+                        .send(Err(StorageError::Internal(format!("commit failed: {e}"))));
                 }
             }
         }
@@ -626,7 +750,9 @@ fn apply_put(
         return Ok(WriteOutcome::Cas(CasOutcome::Stale(current)));
     }
     let new_revision = *revision + 1;
-    let create_revision = current.as_ref().map_or(new_revision, |kv| kv.create_revision);
+    let create_revision = current
+        .as_ref()
+        .map_or(new_revision, |kv| kv.create_revision);
     tx.prepare_cached(
         "INSERT INTO log (revision, key, create_revision, prev_revision, deleted, value) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
     )
@@ -638,10 +764,18 @@ fn apply_put(
     .and_then(|mut s| s.execute(params![key.as_bytes(), new_revision, create_revision]))
     .map_err(sql_error)?;
     *revision = new_revision;
-    let kv = KeyValue { key: key.to_owned(), value: value.clone(), create_revision, mod_revision: new_revision };
+    let kv = KeyValue {
+        key: key.to_owned(),
+        value: value.clone(),
+        create_revision,
+        mod_revision: new_revision,
+    };
     events.push(match current {
         None => WatchEvent::Added(kv.clone()),
-        Some(prev) => WatchEvent::Modified { kv: kv.clone(), prev_value: Some(prev.value) },
+        Some(prev) => WatchEvent::Modified {
+            kv: kv.clone(),
+            prev_value: Some(prev.value),
+        },
     });
     Ok(WriteOutcome::Cas(CasOutcome::Written(kv)))
 }
@@ -668,7 +802,10 @@ fn apply_delete(
     .and_then(|mut s| s.execute([key.as_bytes()]))
     .map_err(sql_error)?;
     *revision = new_revision;
-    let deleted = KeyValue { mod_revision: new_revision, ..current };
+    let deleted = KeyValue {
+        mod_revision: new_revision,
+        ..current
+    };
     events.push(WatchEvent::Deleted(deleted.clone()));
     Ok(WriteOutcome::Cas(CasOutcome::Written(deleted)))
 }
@@ -703,31 +840,76 @@ impl Storage for EmbeddedStore {
         self.read(move |conn| get_at(conn, &key, revision)).await
     }
 
-    async fn range(&self, start: &str, end: &str, revision: Option<Revision>, limit: usize) -> Result<RangePage> {
+    async fn range(
+        &self,
+        start: &str,
+        end: &str,
+        revision: Option<Revision>,
+        limit: usize,
+    ) -> Result<RangePage> {
         let (start, end) = (start.to_owned(), end.to_owned());
-        self.read(move |conn| range_at(conn, &start, &end, revision, limit)).await
+        self.read(move |conn| range_at(conn, &start, &end, revision, limit))
+            .await
     }
 
-    async fn compare_and_put(&self, key: &str, expected: Revision, value: Bytes) -> Result<CasOutcome> {
-        match self.write(WriteOp::Put { key: key.to_owned(), expected, value }).await? {
+    async fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+    ) -> Result<CasOutcome> {
+        match self
+            .write(WriteOp::Put {
+                key: key.to_owned(),
+                expected,
+                value,
+            })
+            .await?
+        {
             WriteOutcome::Cas(outcome) => Ok(outcome),
-            WriteOutcome::Compacted => Err(StorageError::Internal("unexpected writer reply".into())),
+            WriteOutcome::Compacted => {
+                Err(StorageError::Internal("unexpected writer reply".into()))
+            }
         }
     }
 
     async fn compare_and_delete(&self, key: &str, expected: Revision) -> Result<CasOutcome> {
-        match self.write(WriteOp::Delete { key: key.to_owned(), expected }).await? {
+        match self
+            .write(WriteOp::Delete {
+                key: key.to_owned(),
+                expected,
+            })
+            .await?
+        {
             WriteOutcome::Cas(outcome) => Ok(outcome),
-            WriteOutcome::Compacted => Err(StorageError::Internal("unexpected writer reply".into())),
+            WriteOutcome::Compacted => {
+                Err(StorageError::Internal("unexpected writer reply".into()))
+            }
         }
     }
 
-    async fn watch_after(&self, prefix: &str, after: Revision, options: WatchOptions) -> Result<WatchStream> {
-        let compacted = self.read(|conn| meta(conn, "compacted").map_err(sql_error)).await?;
+    async fn watch_after(
+        &self,
+        prefix: &str,
+        after: Revision,
+        options: WatchOptions,
+    ) -> Result<WatchStream> {
+        let compacted = self
+            .read(|conn| meta(conn, "compacted").map_err(sql_error))
+            .await?;
         if after < compacted {
-            return Err(StorageError::Compacted { requested: after, compacted });
+            return Err(StorageError::Compacted {
+                requested: after,
+                compacted,
+            });
         }
-        Ok(self.hub.watch(self.readers.clone(), prefix.to_owned(), prefix_end(prefix), after, options))
+        Ok(self.hub.watch(
+            self.readers.clone(),
+            prefix.to_owned(),
+            prefix_end(prefix),
+            after,
+            options,
+        ))
     }
 
     async fn count(&self, prefix: &str) -> Result<i64> {
@@ -748,7 +930,8 @@ impl Storage for EmbeddedStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        self.read(|conn| meta(conn, "revision").map_err(sql_error)).await
+        self.read(|conn| meta(conn, "revision").map_err(sql_error))
+            .await
     }
 }
 
@@ -761,7 +944,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let n = AtomicUsize::new(0);
         crate::storage::testing::run_suite(|| {
-            let path = dir.path().join(format!("store-{}.db", n.fetch_add(1, Ordering::Relaxed)));
+            let path = dir
+                .path()
+                .join(format!("store-{}.db", n.fetch_add(1, Ordering::Relaxed)));
             async move { EmbeddedStore::open(path, EmbeddedConfig::default()).unwrap() }
         })
         .await;
@@ -773,24 +958,44 @@ mod tests {
         let path = dir.path().join("store.db");
         let written = {
             let store = EmbeddedStore::open(&path, EmbeddedConfig::default()).unwrap();
-            store.create("/registry/a", Bytes::from_static(b"1")).await.unwrap();
-            let kv = store.create("/registry/b", Bytes::from_static(b"2")).await.unwrap();
-            store.delete("/registry/a", &Default::default()).await.unwrap();
+            store
+                .create("/registry/a", Bytes::from_static(b"1"))
+                .await
+                .unwrap();
+            let kv = store
+                .create("/registry/b", Bytes::from_static(b"2"))
+                .await
+                .unwrap();
+            store
+                .delete("/registry/a", &Default::default())
+                .await
+                .unwrap();
             kv
         };
         // The writer thread releases the file when its channel closes; wait for it.
         let store = loop {
             match EmbeddedStore::open(&path, EmbeddedConfig::default()) {
                 Ok(store) => break store,
-                Err(StorageError::Unavailable(_)) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                Err(StorageError::Unavailable(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await
+                }
                 Err(e) => panic!("reopen: {e}"),
             }
         };
         assert_eq!(store.get("/registry/b", None).await.unwrap(), written);
         assert_eq!(store.current_revision().await.unwrap(), 3);
-        assert!(matches!(store.get("/registry/a", None).await, Err(StorageError::NotFound { .. })));
-        let next = store.create("/registry/c", Bytes::from_static(b"3")).await.unwrap();
-        assert_eq!(next.mod_revision, 4, "revisions keep counting after a reopen");
+        assert!(matches!(
+            store.get("/registry/a", None).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        let next = store
+            .create("/registry/c", Bytes::from_static(b"3"))
+            .await
+            .unwrap();
+        assert_eq!(
+            next.mod_revision, 4,
+            "revisions keep counting after a reopen"
+        );
     }
 
     #[test]
@@ -799,18 +1004,33 @@ mod tests {
         let path = dir.path().join("notes.txt");
         let content = b"these are someone's notes, not a database".repeat(200);
         std::fs::write(&path, &content).unwrap();
-        let err = EmbeddedStore::open(&path, EmbeddedConfig::default()).err().expect("must refuse");
+        let err = EmbeddedStore::open(&path, EmbeddedConfig::default())
+            .err()
+            .expect("must refuse");
         assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
-        assert!(err.to_string().contains("not a usable rkube embedded store"), "{err}");
-        assert_eq!(std::fs::read(&path).unwrap(), content, "the file is untouched");
+        assert!(
+            err.to_string()
+                .contains("not a usable rkube embedded store"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            content,
+            "the file is untouched"
+        );
     }
 
     #[test]
     fn another_sqlite_database_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.db");
-        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
-        let err = EmbeddedStore::open(&path, EmbeddedConfig::default()).err().expect("must refuse");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let err = EmbeddedStore::open(&path, EmbeddedConfig::default())
+            .err()
+            .expect("must refuse");
         assert!(err.to_string().contains("no format marker"), "{err}");
     }
 
@@ -837,7 +1057,9 @@ mod tests {
             *b = 0xAB;
         }
         std::fs::write(&path, &bytes).unwrap();
-        let err = EmbeddedStore::open(&path, EmbeddedConfig::default()).err().expect("must refuse");
+        let err = EmbeddedStore::open(&path, EmbeddedConfig::default())
+            .err()
+            .expect("must refuse");
         assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
     }
 
@@ -846,7 +1068,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
         let _first = EmbeddedStore::open(&path, EmbeddedConfig::default()).unwrap();
-        let err = EmbeddedStore::open(&path, EmbeddedConfig::default()).err().expect("must refuse");
+        let err = EmbeddedStore::open(&path, EmbeddedConfig::default())
+            .err()
+            .expect("must refuse");
         assert!(err.to_string().contains("in use"), "{err}");
     }
 }

@@ -13,13 +13,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    TxnOpResponse,
 };
 use tokio::sync::mpsc;
 
 use super::{
-    CasOutcome, KeyValue, RangePage, Result, Revision, Storage, StorageError, WatchEvent, WatchOptions,
-    WatchStream, prefix_end,
+    CasOutcome, KeyValue, RangePage, Result, Revision, Storage, StorageError, WatchEvent,
+    WatchOptions, WatchStream, prefix_end,
 };
 
 /// How to reach an etcd cluster.
@@ -71,10 +72,16 @@ const MAX_MESSAGE_BYTES: usize = i32::MAX as usize;
 fn etcd_error(e: etcd_client::Error, requested: Option<Revision>) -> StorageError {
     let text = e.to_string();
     if text.contains("required revision has been compacted") {
-        return StorageError::Compacted { requested: requested.unwrap_or(0), compacted: 0 };
+        return StorageError::Compacted {
+            requested: requested.unwrap_or(0),
+            compacted: 0,
+        };
     }
     if text.contains("required revision is a future revision") {
-        return StorageError::FutureRevision { requested: requested.unwrap_or(0), current: 0 };
+        return StorageError::FutureRevision {
+            requested: requested.unwrap_or(0),
+            current: 0,
+        };
     }
     // Everything else (no leader, timeouts, a member down) is transient from our side.
     StorageError::Unavailable(text)
@@ -102,7 +109,8 @@ impl EtcdStore {
             .with_require_leader(true);
         if config.ca_file.is_some() || config.cert_file.is_some() {
             let read = |p: &PathBuf| {
-                std::fs::read(p).map_err(|e| StorageError::Unavailable(format!("reading {}: {e}", p.display())))
+                std::fs::read(p)
+                    .map_err(|e| StorageError::Unavailable(format!("reading {}: {e}", p.display())))
             };
             let mut tls = etcd_client::TlsOptions::new();
             if let Some(ca) = &config.ca_file {
@@ -121,8 +129,12 @@ impl EtcdStore {
             }
             options = options.with_tls(tls);
         }
-        let client = Client::connect(&config.endpoints, Some(options)).await.map_err(|e| etcd_error(e, None))?;
-        let kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let client = Client::connect(&config.endpoints, Some(options))
+            .await
+            .map_err(|e| etcd_error(e, None))?;
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         Ok(EtcdStore { client, kv, config })
     }
 
@@ -131,12 +143,22 @@ impl EtcdStore {
         &self.client
     }
 
-    async fn cas(&self, key: &str, expected: Revision, then: TxnOp) -> Result<(bool, etcd_client::TxnResponse)> {
+    async fn cas(
+        &self,
+        key: &str,
+        expected: Revision,
+        then: TxnOp,
+    ) -> Result<(bool, etcd_client::TxnResponse)> {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([then])
             .or_else([TxnOp::get(key, None)]);
-        let response = self.kv.clone().txn(txn).await.map_err(|e| etcd_error(e, None))?;
+        let response = self
+            .kv
+            .clone()
+            .txn(txn)
+            .await
+            .map_err(|e| etcd_error(e, None))?;
         Ok((response.succeeded(), response))
     }
 }
@@ -162,14 +184,27 @@ fn header_revision(response: &etcd_client::TxnResponse) -> Result<Revision> {
 impl Storage for EtcdStore {
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<KeyValue> {
         let options = revision.map(|r| GetOptions::new().with_revision(r));
-        let response = self.kv.clone().get(key, options).await.map_err(|e| etcd_error(e, revision))?;
+        let response = self
+            .kv
+            .clone()
+            .get(key, options)
+            .await
+            .map_err(|e| etcd_error(e, revision))?;
         match response.kvs().first() {
             Some(kv) => to_kv(kv),
-            None => Err(StorageError::NotFound { key: key.to_owned() }),
+            None => Err(StorageError::NotFound {
+                key: key.to_owned(),
+            }),
         }
     }
 
-    async fn range(&self, start: &str, end: &str, revision: Option<Revision>, limit: usize) -> Result<RangePage> {
+    async fn range(
+        &self,
+        start: &str,
+        end: &str,
+        revision: Option<Revision>,
+        limit: usize,
+    ) -> Result<RangePage> {
         let mut options = GetOptions::new().with_range(end);
         if let Some(r) = revision {
             options = options.with_revision(r);
@@ -177,19 +212,36 @@ impl Storage for EtcdStore {
         if limit > 0 {
             options = options.with_limit(limit as i64);
         }
-        let response =
-            self.kv.clone().get(start, Some(options)).await.map_err(|e| etcd_error(e, revision))?;
-        let items = response.kvs().iter().map(to_kv).collect::<Result<Vec<_>>>()?;
+        let response = self
+            .kv
+            .clone()
+            .get(start, Some(options))
+            .await
+            .map_err(|e| etcd_error(e, revision))?;
+        let items = response
+            .kvs()
+            .iter()
+            .map(to_kv)
+            .collect::<Result<Vec<_>>>()?;
         let at = match revision {
             Some(r) => r,
             None => response.header().map(|h| h.revision()).unwrap_or_default(),
         };
         // etcd's count is every key in the range, not just this page.
         let remaining = (response.count() - items.len() as i64).max(0);
-        Ok(RangePage { items, revision: at, remaining })
+        Ok(RangePage {
+            items,
+            revision: at,
+            remaining,
+        })
     }
 
-    async fn compare_and_put(&self, key: &str, expected: Revision, value: Bytes) -> Result<CasOutcome> {
+    async fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+    ) -> Result<CasOutcome> {
         // A create needs nothing back; an update asks for the previous version only to
         // learn the key's create revision.
         let options = (expected != 0).then(|| PutOptions::new().with_prev_key());
@@ -207,7 +259,12 @@ impl Storage for EtcdStore {
                 _ => None,
             })
             .unwrap_or(revision);
-        Ok(CasOutcome::Written(KeyValue { key: key.to_owned(), value, create_revision, mod_revision: revision }))
+        Ok(CasOutcome::Written(KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision,
+            mod_revision: revision,
+        }))
     }
 
     async fn compare_and_delete(&self, key: &str, expected: Revision) -> Result<CasOutcome> {
@@ -222,12 +279,20 @@ impl Storage for EtcdStore {
             _ => None,
         });
         match previous {
-            Some(prev) => Ok(CasOutcome::Written(KeyValue { mod_revision: revision, ..to_kv(&prev)? })),
+            Some(prev) => Ok(CasOutcome::Written(KeyValue {
+                mod_revision: revision,
+                ..to_kv(&prev)?
+            })),
             None => Ok(CasOutcome::Stale(None)),
         }
     }
 
-    async fn watch_after(&self, prefix: &str, after: Revision, options: WatchOptions) -> Result<WatchStream> {
+    async fn watch_after(
+        &self,
+        prefix: &str,
+        after: Revision,
+        options: WatchOptions,
+    ) -> Result<WatchStream> {
         let (tx, rx) = mpsc::channel(1024);
         let watcher = ResumingWatch {
             client: self.client.clone(),
@@ -242,8 +307,15 @@ impl Storage for EtcdStore {
     }
 
     async fn count(&self, prefix: &str) -> Result<i64> {
-        let options = GetOptions::new().with_range(prefix_end(prefix)).with_count_only();
-        let response = self.kv.clone().get(prefix, Some(options)).await.map_err(|e| etcd_error(e, None))?;
+        let options = GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_count_only();
+        let response = self
+            .kv
+            .clone()
+            .get(prefix, Some(options))
+            .await
+            .map_err(|e| etcd_error(e, None))?;
         Ok(response.count())
     }
 
@@ -251,7 +323,12 @@ impl Storage for EtcdStore {
         match self.kv.clone().compact(revision, None).await {
             Ok(_) => Ok(()),
             // Already compacted at or past this revision: the goal is met.
-            Err(e) if e.to_string().contains("required revision has been compacted") => Ok(()),
+            Err(e)
+                if e.to_string()
+                    .contains("required revision has been compacted") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(etcd_error(e, Some(revision))),
         }
     }
@@ -261,7 +338,10 @@ impl Storage for EtcdStore {
         let response = self
             .kv
             .clone()
-            .get("/registry/.rkube-revision-probe", Some(GetOptions::new().with_count_only()))
+            .get(
+                "/registry/.rkube-revision-probe",
+                Some(GetOptions::new().with_count_only()),
+            )
             .await
             .map_err(|e| etcd_error(e, None))?;
         response
@@ -302,7 +382,13 @@ impl ResumingWatch {
             match end {
                 StreamEnd::Closed => return,
                 StreamEnd::Compacted(compacted) => {
-                    let _ = self.tx.send(Err(StorageError::Compacted { requested: self.last, compacted })).await;
+                    let _ = self
+                        .tx
+                        .send(Err(StorageError::Compacted {
+                            requested: self.last,
+                            compacted,
+                        }))
+                        .await;
                     return;
                 }
                 StreamEnd::Broken(why) => {
@@ -313,7 +399,10 @@ impl ResumingWatch {
                     }
                     let since = *broken_since.get_or_insert_with(tokio::time::Instant::now);
                     if since.elapsed() > self.resume_timeout {
-                        let _ = self.tx.send(Err(StorageError::Unavailable(format!("watch lost: {why}")))).await;
+                        let _ = self
+                            .tx
+                            .send(Err(StorageError::Unavailable(format!("watch lost: {why}"))))
+                            .await;
                         return;
                     }
                     tracing::debug!(prefix = %self.prefix, last = self.last, %why, "etcd watch broke; resuming");
@@ -329,11 +418,20 @@ impl ResumingWatch {
             .with_range(prefix_end(&self.prefix))
             .with_start_revision(self.last + 1)
             .with_prev_key();
-        let mut stream = match self.client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES).watch(self.prefix.as_str(), Some(options)).await {
+        let mut stream = match self
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .watch(self.prefix.as_str(), Some(options))
+            .await
+        {
             Ok(stream) => stream,
             Err(e) => return StreamEnd::Broken(e.to_string()),
         };
-        let period = self.options.progress_notify.unwrap_or(Duration::from_secs(3600));
+        let period = self
+            .options
+            .progress_notify
+            .unwrap_or(Duration::from_secs(3600));
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut sent_since_tick = false;
         loop {
@@ -395,7 +493,9 @@ impl ResumingWatch {
 }
 
 fn convert_event(event: &etcd_client::Event) -> Result<Option<WatchEvent>> {
-    let Some(kv) = event.kv() else { return Ok(None) };
+    let Some(kv) = event.kv() else {
+        return Ok(None);
+    };
     let current = to_kv(kv)?;
     Ok(Some(match event.event_type() {
         EventType::Put if kv.create_revision() == kv.mod_revision() => WatchEvent::Added(current),
@@ -406,9 +506,15 @@ fn convert_event(event: &etcd_client::Event) -> Result<Option<WatchEvent>> {
         EventType::Delete => {
             // etcd's delete event has no value; the previous version holds the last state.
             let prev = event.prev_kv().ok_or_else(|| {
-                StorageError::Internal(format!("etcd delete event for {} without its previous value", current.key))
+                StorageError::Internal(format!(
+                    "etcd delete event for {} without its previous value",
+                    current.key
+                ))
             })?;
-            WatchEvent::Deleted(KeyValue { mod_revision: kv.mod_revision(), ..to_kv(prev)? })
+            WatchEvent::Deleted(KeyValue {
+                mod_revision: kv.mod_revision(),
+                ..to_kv(prev)?
+            })
         }
     }))
 }

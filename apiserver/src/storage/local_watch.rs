@@ -39,7 +39,13 @@ pub(super) struct HistoryPage {
 pub(super) trait History: Send + Sync + 'static {
     /// Events for keys in `[start, end)` after `after`, at most about `max` of them;
     /// [`StorageError::Compacted`] when `after` is older than the kept history.
-    fn events_after(&self, start: &str, end: &str, after: Revision, max: usize) -> Result<HistoryPage>;
+    fn events_after(
+        &self,
+        start: &str,
+        end: &str,
+        after: Revision,
+        max: usize,
+    ) -> Result<HistoryPage>;
 }
 
 /// Events a catching-up watcher reads from history at once.
@@ -71,7 +77,13 @@ impl WatchHub {
         let receiver = self.sender.subscribe();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(async move {
-            let watcher = Watcher { history, start, end, last: after, tx };
+            let watcher = Watcher {
+                history,
+                start,
+                end,
+                last: after,
+                tx,
+            };
             // A send error means the consumer went away: nothing left to do.
             let _ = watcher.run(receiver, options).await;
         });
@@ -98,7 +110,9 @@ impl<H: History> Watcher<H> {
         options: WatchOptions,
     ) -> std::result::Result<(), Closed> {
         self.catch_up().await?;
-        let period = options.progress_notify.unwrap_or(std::time::Duration::from_secs(3600));
+        let period = options
+            .progress_notify
+            .unwrap_or(std::time::Duration::from_secs(3600));
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut sent_since_tick = false;
         loop {
@@ -130,7 +144,9 @@ impl<H: History> Watcher<H> {
     }
 
     fn matches(&self, event: &WatchEvent) -> bool {
-        event.key().is_some_and(|k| k >= self.start.as_str() && k < self.end.as_str())
+        event
+            .key()
+            .is_some_and(|k| k >= self.start.as_str() && k < self.end.as_str())
     }
 
     /// Replays history from `last` until the store's current revision.
@@ -138,9 +154,15 @@ impl<H: History> Watcher<H> {
         loop {
             let history = self.history.clone();
             let (start, end, after) = (self.start.clone(), self.end.clone(), self.last);
-            let page = tokio::task::spawn_blocking(move || history.events_after(&start, &end, after, HISTORY_PAGE))
-                .await
-                .unwrap_or_else(|e| Err(StorageError::Internal(format!("history reader failed: {e}"))));
+            let page = tokio::task::spawn_blocking(move || {
+                history.events_after(&start, &end, after, HISTORY_PAGE)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(StorageError::Internal(format!(
+                    "history reader failed: {e}"
+                )))
+            });
             let page = match page {
                 Ok(page) => page,
                 Err(e) => {

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::local_watch::{CommittedBatch, History, HistoryPage, WatchHub};
 use super::{
-    CasOutcome, KeyValue, RangePage, Result, Revision, Storage, StorageError, WatchEvent, WatchOptions,
-    WatchStream, prefix_end,
+    CasOutcome, KeyValue, RangePage, Result, Revision, Storage, StorageError, WatchEvent,
+    WatchOptions, WatchStream, prefix_end,
 };
 
 /// One write in the history: a version of a key or its deletion.
@@ -37,8 +37,14 @@ impl State {
     fn check_revision(&self, revision: Option<Revision>) -> Result<Revision> {
         match revision {
             None => Ok(self.revision),
-            Some(r) if r < self.compacted => Err(StorageError::Compacted { requested: r, compacted: self.compacted }),
-            Some(r) if r > self.revision => Err(StorageError::FutureRevision { requested: r, current: self.revision }),
+            Some(r) if r < self.compacted => Err(StorageError::Compacted {
+                requested: r,
+                compacted: self.compacted,
+            }),
+            Some(r) if r > self.revision => Err(StorageError::FutureRevision {
+                requested: r,
+                current: self.revision,
+            }),
             Some(r) => Ok(r),
         }
     }
@@ -62,7 +68,10 @@ impl State {
 
     fn append(&mut self, record: Record) -> Revision {
         self.revision += 1;
-        self.keys.entry(record.key.clone()).or_default().push(self.revision);
+        self.keys
+            .entry(record.key.clone())
+            .or_default()
+            .push(self.revision);
         self.log.insert(self.revision, record);
         self.revision
     }
@@ -98,10 +107,19 @@ impl Shared {
 }
 
 impl History for Shared {
-    fn events_after(&self, start: &str, end: &str, after: Revision, max: usize) -> Result<HistoryPage> {
+    fn events_after(
+        &self,
+        start: &str,
+        end: &str,
+        after: Revision,
+        max: usize,
+    ) -> Result<HistoryPage> {
         let state = self.lock();
         if after < state.compacted {
-            return Err(StorageError::Compacted { requested: after, compacted: state.compacted });
+            return Err(StorageError::Compacted {
+                requested: after,
+                compacted: state.compacted,
+            });
         }
         let mut events = Vec::new();
         let mut scanned_to = state.revision;
@@ -114,7 +132,11 @@ impl History for Shared {
                 }
             }
         }
-        Ok(HistoryPage { events, scanned_to, current: state.revision })
+        Ok(HistoryPage {
+            events,
+            scanned_to,
+            current: state.revision,
+        })
     }
 }
 
@@ -134,7 +156,12 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store at revision 0.
     pub fn new() -> Self {
-        MemoryStore { shared: Arc::new(Shared { state: Mutex::new(State::default()) }), hub: WatchHub::new(1024) }
+        MemoryStore {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+            }),
+            hub: WatchHub::new(1024),
+        }
     }
 }
 
@@ -147,10 +174,18 @@ impl Storage for MemoryStore {
             .keys
             .get(key)
             .and_then(|revisions| state.version_at(key, revisions, at))
-            .ok_or_else(|| StorageError::NotFound { key: key.to_owned() })
+            .ok_or_else(|| StorageError::NotFound {
+                key: key.to_owned(),
+            })
     }
 
-    async fn range(&self, start: &str, end: &str, revision: Option<Revision>, limit: usize) -> Result<RangePage> {
+    async fn range(
+        &self,
+        start: &str,
+        end: &str,
+        revision: Option<Revision>,
+        limit: usize,
+    ) -> Result<RangePage> {
         let state = self.shared.lock();
         let at = state.check_revision(revision)?;
         let mut items = Vec::new();
@@ -169,16 +204,27 @@ impl Storage for MemoryStore {
                 }
             }
         }
-        Ok(RangePage { items, revision: at, remaining })
+        Ok(RangePage {
+            items,
+            revision: at,
+            remaining,
+        })
     }
 
-    async fn compare_and_put(&self, key: &str, expected: Revision, value: Bytes) -> Result<CasOutcome> {
+    async fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+    ) -> Result<CasOutcome> {
         let mut state = self.shared.lock();
         let current = state.latest(key);
         if current.as_ref().map_or(0, |kv| kv.mod_revision) != expected {
             return Ok(CasOutcome::Stale(current));
         }
-        let create_revision = current.as_ref().map_or(state.revision + 1, |kv| kv.create_revision);
+        let create_revision = current
+            .as_ref()
+            .map_or(state.revision + 1, |kv| kv.create_revision);
         let record = Record {
             key: key.to_owned(),
             value: value.clone(),
@@ -189,8 +235,16 @@ impl Storage for MemoryStore {
         let revision = state.append(record.clone());
         let event = state.event(revision, &record);
         // Publishing under the lock keeps the channel in revision order.
-        self.hub.publish(CommittedBatch { events: vec![event], revision });
-        Ok(CasOutcome::Written(KeyValue { key: key.to_owned(), value, create_revision, mod_revision: revision }))
+        self.hub.publish(CommittedBatch {
+            events: vec![event],
+            revision,
+        });
+        Ok(CasOutcome::Written(KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision,
+            mod_revision: revision,
+        }))
     }
 
     async fn compare_and_delete(&self, key: &str, expected: Revision) -> Result<CasOutcome> {
@@ -210,18 +264,38 @@ impl Storage for MemoryStore {
         };
         let revision = state.append(record.clone());
         let event = state.event(revision, &record);
-        self.hub.publish(CommittedBatch { events: vec![event], revision });
-        Ok(CasOutcome::Written(KeyValue { mod_revision: revision, ..current }))
+        self.hub.publish(CommittedBatch {
+            events: vec![event],
+            revision,
+        });
+        Ok(CasOutcome::Written(KeyValue {
+            mod_revision: revision,
+            ..current
+        }))
     }
 
-    async fn watch_after(&self, prefix: &str, after: Revision, options: WatchOptions) -> Result<WatchStream> {
+    async fn watch_after(
+        &self,
+        prefix: &str,
+        after: Revision,
+        options: WatchOptions,
+    ) -> Result<WatchStream> {
         {
             let state = self.shared.lock();
             if after < state.compacted {
-                return Err(StorageError::Compacted { requested: after, compacted: state.compacted });
+                return Err(StorageError::Compacted {
+                    requested: after,
+                    compacted: state.compacted,
+                });
             }
         }
-        Ok(self.hub.watch(self.shared.clone(), prefix.to_owned(), prefix_end(prefix), after, options))
+        Ok(self.hub.watch(
+            self.shared.clone(),
+            prefix.to_owned(),
+            prefix_end(prefix),
+            after,
+            options,
+        ))
     }
 
     async fn count(&self, prefix: &str) -> Result<i64> {

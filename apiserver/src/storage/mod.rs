@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
-pub use compactor::{spawn_compactor, DEFAULT_COMPACTION_INTERVAL};
+pub use compactor::{DEFAULT_COMPACTION_INTERVAL, spawn_compactor};
 pub use continue_token::ContinueToken;
 
 /// A revision of the store: etcd's revision, exposed to clients as resourceVersion.
@@ -153,7 +153,8 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, StorageError
 
 /// The function `guaranteed_update` calls with the current state (`None` when absent)
 /// to compute the new value. It may be called several times when writers race.
-pub type UpdateFn<'a> = &'a (dyn Fn(Option<&KeyValue>) -> Result<Bytes, StorageError> + Send + Sync);
+pub type UpdateFn<'a> =
+    &'a (dyn Fn(Option<&KeyValue>) -> Result<Bytes, StorageError> + Send + Sync);
 
 /// Errors of the storage layer; the HTTP edge turns them into `metav1.Status`.
 #[derive(Debug, thiserror::Error)]
@@ -245,14 +246,24 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<RangePage>;
 
     /// Writes `value` if the key's mod revision is `expected` (0: the key must be absent).
-    async fn compare_and_put(&self, key: &str, expected: Revision, value: Bytes) -> Result<CasOutcome>;
+    async fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+    ) -> Result<CasOutcome>;
 
     /// Deletes the key if its mod revision is `expected`.
     async fn compare_and_delete(&self, key: &str, expected: Revision) -> Result<CasOutcome>;
 
     /// Events for keys under `prefix` with a revision greater than `after`.
     /// Fails with [`StorageError::Compacted`] when `after` is older than the history kept.
-    async fn watch_after(&self, prefix: &str, after: Revision, options: WatchOptions) -> Result<WatchStream>;
+    async fn watch_after(
+        &self,
+        prefix: &str,
+        after: Revision,
+        options: WatchOptions,
+    ) -> Result<WatchStream>;
 
     /// How many keys exist under `prefix`.
     async fn count(&self, prefix: &str) -> Result<i64>;
@@ -267,7 +278,9 @@ pub trait Storage: Send + Sync + 'static {
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
         match self.compare_and_put(key, 0, value).await? {
             CasOutcome::Written(kv) => Ok(kv),
-            CasOutcome::Stale(_) => Err(StorageError::AlreadyExists { key: key.to_owned() }),
+            CasOutcome::Stale(_) => Err(StorageError::AlreadyExists {
+                key: key.to_owned(),
+            }),
         }
     }
 
@@ -293,12 +306,23 @@ pub trait Storage: Send + Sync + 'static {
             Some(last) if page.remaining > 0 => {
                 // The next page starts just after the last key returned.
                 let next = format!("{}\u{0}", &last.key[prefix.len().min(last.key.len())..]);
-                Some(ContinueToken { revision: page.revision, start: next }.encode())
+                Some(
+                    ContinueToken {
+                        revision: page.revision,
+                        start: next,
+                    }
+                    .encode(),
+                )
             }
             _ => None,
         };
         let remaining = continue_token.as_ref().map(|_| page.remaining);
-        Ok(ListResult { items: page.items, revision: page.revision, continue_token, remaining })
+        Ok(ListResult {
+            items: page.items,
+            revision: page.revision,
+            continue_token,
+            remaining,
+        })
     }
 
     /// Reads, transforms and writes `key` with compare-and-swap, retrying when another
@@ -319,7 +343,9 @@ pub trait Storage: Send + Sync + 'static {
         };
         loop {
             if current.is_none() && !ignore_not_found {
-                return Err(StorageError::NotFound { key: key.to_owned() });
+                return Err(StorageError::NotFound {
+                    key: key.to_owned(),
+                });
             }
             if let Some(kv) = &current {
                 check_preconditions(key, preconditions, kv)?;
@@ -348,7 +374,9 @@ pub trait Storage: Send + Sync + 'static {
                 CasOutcome::Written(kv) => return Ok(kv),
                 CasOutcome::Stale(Some(latest)) => current = latest,
                 CasOutcome::Stale(None) => {
-                    return Err(StorageError::NotFound { key: key.to_owned() });
+                    return Err(StorageError::NotFound {
+                        key: key.to_owned(),
+                    });
                 }
             }
         }
@@ -357,13 +385,23 @@ pub trait Storage: Send + Sync + 'static {
     /// Watches keys under `prefix` for changes after `after`. With `after == 0` the
     /// watch starts now and first sends an ADDED event per existing key, as upstream's
     /// etcd3 watcher does for resourceVersion 0.
-    async fn watch(&self, prefix: &str, after: Revision, options: WatchOptions) -> Result<WatchStream> {
+    async fn watch(
+        &self,
+        prefix: &str,
+        after: Revision,
+        options: WatchOptions,
+    ) -> Result<WatchStream> {
         if after != 0 {
             return self.watch_after(prefix, after, options).await;
         }
         let initial = self.range(prefix, &prefix_end(prefix), None, 0).await?;
         let rest = self.watch_after(prefix, initial.revision, options).await?;
-        let added = futures::stream::iter(initial.items.into_iter().map(|kv| Ok(WatchEvent::Added(kv))));
+        let added = futures::stream::iter(
+            initial
+                .items
+                .into_iter()
+                .map(|kv| Ok(WatchEvent::Added(kv))),
+        );
         Ok(Box::pin(futures::StreamExt::chain(added, rest)))
     }
 }
@@ -373,16 +411,32 @@ impl<S: Storage + ?Sized> Storage for Arc<S> {
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<KeyValue> {
         (**self).get(key, revision).await
     }
-    async fn range(&self, start: &str, end: &str, revision: Option<Revision>, limit: usize) -> Result<RangePage> {
+    async fn range(
+        &self,
+        start: &str,
+        end: &str,
+        revision: Option<Revision>,
+        limit: usize,
+    ) -> Result<RangePage> {
         (**self).range(start, end, revision, limit).await
     }
-    async fn compare_and_put(&self, key: &str, expected: Revision, value: Bytes) -> Result<CasOutcome> {
+    async fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+    ) -> Result<CasOutcome> {
         (**self).compare_and_put(key, expected, value).await
     }
     async fn compare_and_delete(&self, key: &str, expected: Revision) -> Result<CasOutcome> {
         (**self).compare_and_delete(key, expected).await
     }
-    async fn watch_after(&self, prefix: &str, after: Revision, options: WatchOptions) -> Result<WatchStream> {
+    async fn watch_after(
+        &self,
+        prefix: &str,
+        after: Revision,
+        options: WatchOptions,
+    ) -> Result<WatchStream> {
         (**self).watch_after(prefix, after, options).await
     }
     async fn count(&self, prefix: &str) -> Result<i64> {
@@ -453,7 +507,9 @@ fn object_uid(value: &[u8]) -> Option<String> {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The URL's scheme names no backend.
-    #[error("unsupported storage URL {0:?}: use sqlite://<path>, etcd://host:port[,host:port], https://host:port or memory://")]
+    #[error(
+        "unsupported storage URL {0:?}: use sqlite://<path>, etcd://host:port[,host:port], https://host:port or memory://"
+    )]
     UnsupportedUrl(String),
     /// The backend could not be opened.
     #[error(transparent)]
@@ -465,19 +521,28 @@ pub enum OpenError {
 /// [`etcd::EtcdConfig`] when opening etcd directly).
 pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(Arc::new(embedded::EmbeddedStore::open(path, embedded::EmbeddedConfig::default())?));
+        return Ok(Arc::new(embedded::EmbeddedStore::open(
+            path,
+            embedded::EmbeddedConfig::default(),
+        )?));
     }
     if url.starts_with("memory://") {
         return Ok(Arc::new(memory::MemoryStore::new()));
     }
     if let Some(rest) = url.strip_prefix("etcd://") {
         let endpoints = rest.split(',').map(|e| format!("http://{e}")).collect();
-        let config = etcd::EtcdConfig { endpoints, ..Default::default() };
+        let config = etcd::EtcdConfig {
+            endpoints,
+            ..Default::default()
+        };
         return Ok(Arc::new(etcd::EtcdStore::connect(config).await?));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
         let endpoints = url.split(',').map(str::to_owned).collect();
-        let config = etcd::EtcdConfig { endpoints, ..Default::default() };
+        let config = etcd::EtcdConfig {
+            endpoints,
+            ..Default::default()
+        };
         return Ok(Arc::new(etcd::EtcdStore::connect(config).await?));
     }
     Err(OpenError::UnsupportedUrl(url.to_owned()))
@@ -492,12 +557,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
         let store = open(&url).await.expect("embedded");
-        store.create("/registry/a", Bytes::from_static(b"1")).await.unwrap();
+        store
+            .create("/registry/a", Bytes::from_static(b"1"))
+            .await
+            .unwrap();
         assert!(dir.path().join("store.db").exists());
         let memory = open("memory://").await.expect("memory");
         assert_eq!(memory.current_revision().await.unwrap(), 0);
         let err = open("postgres://x").await.err().expect("unsupported");
-        assert!(err.to_string().starts_with("unsupported storage URL"), "{err}");
+        assert!(
+            err.to_string().starts_with("unsupported storage URL"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -514,12 +585,27 @@ mod tests {
             create_revision: 1,
             mod_revision: 2,
         };
-        let ok = Preconditions { uid: Some("abc".into()), resource_version: Some(2) };
+        let ok = Preconditions {
+            uid: Some("abc".into()),
+            resource_version: Some(2),
+        };
         assert!(check_preconditions("/k", &ok, &kv).is_ok());
-        let bad_uid = Preconditions { uid: Some("xyz".into()), resource_version: None };
+        let bad_uid = Preconditions {
+            uid: Some("xyz".into()),
+            resource_version: None,
+        };
         let err = check_preconditions("/k", &bad_uid, &kv).unwrap_err();
-        assert_eq!(err.to_string(), "Precondition failed: UID in precondition: xyz, UID in object meta: abc");
-        let bad_rv = Preconditions { uid: None, resource_version: Some(1) };
-        assert!(matches!(check_preconditions("/k", &bad_rv, &kv), Err(StorageError::PreconditionFailed { .. })));
+        assert_eq!(
+            err.to_string(),
+            "Precondition failed: UID in precondition: xyz, UID in object meta: abc"
+        );
+        let bad_rv = Preconditions {
+            uid: None,
+            resource_version: Some(1),
+        };
+        assert!(matches!(
+            check_preconditions("/k", &bad_rv, &kv),
+            Err(StorageError::PreconditionFailed { .. })
+        ));
     }
 }

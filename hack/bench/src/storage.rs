@@ -59,7 +59,11 @@ struct Figure {
 
 impl std::fmt::Display for Figure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:>10.0} op/s  p50 {:>8.3} ms  p99 {:>8.3} ms", self.ops_per_sec, self.p50_ms, self.p99_ms)
+        write!(
+            f,
+            "{:>10.0} op/s  p50 {:>8.3} ms  p99 {:>8.3} ms",
+            self.ops_per_sec, self.p50_ms, self.p99_ms
+        )
     }
 }
 
@@ -125,7 +129,12 @@ struct RawEtcd {
     range: Figure,
 }
 
-async fn bench_raw_etcd(client: &etcd_client::Client, args: &Args, c: usize, epoch: Instant) -> Result<RawEtcd> {
+async fn bench_raw_etcd(
+    client: &etcd_client::Client,
+    args: &Args,
+    c: usize,
+    epoch: Instant,
+) -> Result<RawEtcd> {
     let run = format!("/raw-etcd/c{c}/");
     let size = args.value_size;
     let put = {
@@ -145,8 +154,16 @@ async fn bench_raw_etcd(client: &etcd_client::Client, args: &Args, c: usize, epo
             let (mut kv, key) = (client.kv_client(), format!("{run}txn/{i:08}"));
             async move {
                 let txn = etcd_client::Txn::new()
-                    .when([etcd_client::Compare::mod_revision(key.clone(), etcd_client::CompareOp::Equal, 0)])
-                    .and_then([etcd_client::TxnOp::put(key, value(size, epoch).to_vec(), None)]);
+                    .when([etcd_client::Compare::mod_revision(
+                        key.clone(),
+                        etcd_client::CompareOp::Equal,
+                        0,
+                    )])
+                    .and_then([etcd_client::TxnOp::put(
+                        key,
+                        value(size, epoch).to_vec(),
+                        None,
+                    )]);
                 anyhow::ensure!(kv.txn(txn).await?.succeeded(), "raw txn create failed");
                 Ok(())
             }
@@ -156,7 +173,10 @@ async fn bench_raw_etcd(client: &etcd_client::Client, args: &Args, c: usize, epo
     let get = {
         let (client, run, n) = (client.clone(), run.clone(), args.creates);
         measure(c, args.gets, move |i| {
-            let (mut kv, key) = (client.kv_client(), format!("{run}put/{:08}", (i * 7919) % n));
+            let (mut kv, key) = (
+                client.kv_client(),
+                format!("{run}put/{:08}", (i * 7919) % n),
+            );
             async move {
                 kv.get(key, None).await?;
                 Ok(())
@@ -167,16 +187,25 @@ async fn bench_raw_etcd(client: &etcd_client::Client, args: &Args, c: usize, epo
     let range = {
         let client = client.clone();
         measure(c, c.max(8), move |_| {
-            let mut kv = client.kv_client().max_decoding_message_size(i32::MAX as usize);
+            let mut kv = client
+                .kv_client()
+                .max_decoding_message_size(i32::MAX as usize);
             async move {
-                let r = kv.get("/raw-etcd/list/", Some(GetOptions::new().with_prefix())).await?;
+                let r = kv
+                    .get("/raw-etcd/list/", Some(GetOptions::new().with_prefix()))
+                    .await?;
                 anyhow::ensure!(!r.kvs().is_empty(), "raw range returned nothing");
                 Ok(())
             }
         })
         .await?
     };
-    Ok(RawEtcd { put, txn, get, range })
+    Ok(RawEtcd {
+        put,
+        txn,
+        get,
+        range,
+    })
 }
 
 struct BackendFigures {
@@ -186,7 +215,12 @@ struct BackendFigures {
     watch: Figure,
 }
 
-async fn bench_backend(store: Arc<dyn Storage>, args: &Args, c: usize, epoch: Instant) -> Result<BackendFigures> {
+async fn bench_backend(
+    store: Arc<dyn Storage>,
+    args: &Args,
+    c: usize,
+    epoch: Instant,
+) -> Result<BackendFigures> {
     let run = format!("/registry/pods/bench-c{c}/");
     let size = args.value_size;
 
@@ -217,7 +251,9 @@ async fn bench_backend(store: Arc<dyn Storage>, args: &Args, c: usize, epoch: In
         measure(c, c.max(8), move |_| {
             let store = store.clone();
             async move {
-                let r = store.list("/registry/pods/bench-list/", &ListOptions::default()).await?;
+                let r = store
+                    .list("/registry/pods/bench-list/", &ListOptions::default())
+                    .await?;
                 anyhow::ensure!(r.items.len() == want, "listed {} of {want}", r.items.len());
                 Ok(())
             }
@@ -229,7 +265,9 @@ async fn bench_backend(store: Arc<dyn Storage>, args: &Args, c: usize, epoch: In
     // second and write-start-to-delivery latency.
     let watched = format!("{run}watched/");
     let start_rev = store.current_revision().await?;
-    let mut watch = store.watch(&watched, start_rev, WatchOptions::default()).await?;
+    let mut watch = store
+        .watch(&watched, start_rev, WatchOptions::default())
+        .await?;
     let expected = args.creates;
     let watcher = tokio::spawn(async move {
         let mut hist = histogram();
@@ -270,7 +308,12 @@ async fn bench_backend(store: Arc<dyn Storage>, args: &Args, c: usize, epoch: In
         .await?;
     }
     let watch = watcher.await??;
-    Ok(BackendFigures { create, get, list, watch })
+    Ok(BackendFigures {
+        create,
+        get,
+        list,
+        watch,
+    })
 }
 
 /// Fills the listed collection: `n` pod-sized objects.
@@ -278,7 +321,12 @@ async fn preload(store: Arc<dyn Storage>, n: usize, size: usize, epoch: Instant)
     measure(64, n, move |i| {
         let store = store.clone();
         async move {
-            store.create(&format!("/registry/pods/bench-list/{i:08}"), value(size, epoch)).await?;
+            store
+                .create(
+                    &format!("/registry/pods/bench-list/{i:08}"),
+                    value(size, epoch),
+                )
+                .await?;
             Ok(())
         }
     })
@@ -286,12 +334,22 @@ async fn preload(store: Arc<dyn Storage>, n: usize, size: usize, epoch: Instant)
     Ok(())
 }
 
-async fn preload_raw(client: &etcd_client::Client, n: usize, size: usize, epoch: Instant) -> Result<()> {
+async fn preload_raw(
+    client: &etcd_client::Client,
+    n: usize,
+    size: usize,
+    epoch: Instant,
+) -> Result<()> {
     let client = client.clone();
     measure(64, n, move |i| {
         let mut kv = client.kv_client();
         async move {
-            kv.put(format!("/raw-etcd/list/{i:08}"), value(size, epoch).to_vec(), None).await?;
+            kv.put(
+                format!("/raw-etcd/list/{i:08}"),
+                value(size, epoch).to_vec(),
+                None,
+            )
+            .await?;
             Ok(())
         }
     })
@@ -300,7 +358,11 @@ async fn preload_raw(client: &etcd_client::Client, n: usize, size: usize, epoch:
 }
 
 fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 { format!("{:.2}x", a / b) } else { "n/a".into() }
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "n/a".into()
+    }
 }
 
 #[tokio::main]
@@ -311,10 +373,15 @@ async fn main() -> Result<()> {
         "# storage benchmark: {} creates, {} gets, list of {} objects, {} B values, concurrency {:?}",
         args.creates, args.gets, args.list_objects, args.value_size, args.concurrency
     );
-    println!("# cores: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "# cores: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
     // One real etcd (fsync on, as in production) serves both raw etcd and the etcd backend.
-    let cluster = EtcdCluster::start(1).await.context("starting etcd (run hack/install-deps.sh)")?;
+    let cluster = EtcdCluster::start(1)
+        .await
+        .context("starting etcd (run hack/install-deps.sh)")?;
     let raw_client = etcd_client::Client::connect(cluster.endpoints(), None).await?;
     let dir = tempfile::tempdir()?;
 
@@ -327,12 +394,19 @@ async fn main() -> Result<()> {
                     "normal" => Durability::Normal,
                     other => anyhow::bail!("unknown durability {other}"),
                 };
-                let config = EmbeddedConfig { durability, ..Default::default() };
+                let config = EmbeddedConfig {
+                    durability,
+                    ..Default::default()
+                };
                 Arc::new(EmbeddedStore::open(dir.path().join("bench.db"), config)?)
             }
             "memory" => Arc::new(MemoryStore::new()),
             "etcd" => Arc::new(
-                EtcdStore::connect(EtcdConfig { endpoints: cluster.endpoints(), ..Default::default() }).await?,
+                EtcdStore::connect(EtcdConfig {
+                    endpoints: cluster.endpoints(),
+                    ..Default::default()
+                })
+                .await?,
             ),
             other => anyhow::bail!("unknown backend {other}"),
         };
@@ -348,15 +422,42 @@ async fn main() -> Result<()> {
         println!("\n## concurrency {c}");
         let raw = bench_raw_etcd(&raw_client, &args, c, epoch).await?;
         println!("{:<10} {:<6} {}", "raw-etcd", "put", raw.put);
-        println!("{:<10} {:<6} {}   {} of raw put", "raw-etcd", "txn", raw.txn, ratio(raw.txn.ops_per_sec, raw.put.ops_per_sec));
+        println!(
+            "{:<10} {:<6} {}   {} of raw put",
+            "raw-etcd",
+            "txn",
+            raw.txn,
+            ratio(raw.txn.ops_per_sec, raw.put.ops_per_sec)
+        );
         println!("{:<10} {:<6} {}", "raw-etcd", "get", raw.get);
-        println!("{:<10} {:<6} {}   ({} objects per range)", "raw-etcd", "range", raw.range, args.list_objects);
+        println!(
+            "{:<10} {:<6} {}   ({} objects per range)",
+            "raw-etcd", "range", raw.range, args.list_objects
+        );
         for (name, store) in &stores {
             let f = bench_backend(store.clone(), &args, c, epoch).await?;
-            println!("{name:<10} {:<6} {}   {} of raw put", "create", f.create, ratio(f.create.ops_per_sec, raw.put.ops_per_sec));
-            println!("{name:<10} {:<6} {}   {} of raw get", "get", f.get, ratio(f.get.ops_per_sec, raw.get.ops_per_sec));
-            println!("{name:<10} {:<6} {}   {} of raw range", "list", f.list, ratio(f.list.ops_per_sec, raw.range.ops_per_sec));
-            println!("{name:<10} {:<6} {}   (events delivered; latency from write start)", "watch", f.watch);
+            println!(
+                "{name:<10} {:<6} {}   {} of raw put",
+                "create",
+                f.create,
+                ratio(f.create.ops_per_sec, raw.put.ops_per_sec)
+            );
+            println!(
+                "{name:<10} {:<6} {}   {} of raw get",
+                "get",
+                f.get,
+                ratio(f.get.ops_per_sec, raw.get.ops_per_sec)
+            );
+            println!(
+                "{name:<10} {:<6} {}   {} of raw range",
+                "list",
+                f.list,
+                ratio(f.list.ops_per_sec, raw.range.ops_per_sec)
+            );
+            println!(
+                "{name:<10} {:<6} {}   (events delivered; latency from write start)",
+                "watch", f.watch
+            );
         }
     }
     Ok(())

@@ -46,10 +46,14 @@ pub struct TlsFiles {
 /// Makes a CA, a serving and a client certificate with the `openssl` command.
 fn generate_tls(dir: &std::path::Path) -> Result<TlsFiles, EtcdClusterError> {
     let run = |args: &[&str]| -> Result<(), EtcdClusterError> {
-        let output = Command::new("openssl").args(args).current_dir(dir).output().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => EtcdClusterError::Missing(format!("openssl: {e}")),
-            _ => EtcdClusterError::Other(format!("running openssl: {e}")),
-        })?;
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => EtcdClusterError::Missing(format!("openssl: {e}")),
+                _ => EtcdClusterError::Other(format!("running openssl: {e}")),
+            })?;
         if output.status.success() {
             Ok(())
         } else {
@@ -59,16 +63,65 @@ fn generate_tls(dir: &std::path::Path) -> Result<TlsFiles, EtcdClusterError> {
             )))
         }
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=etcd-ca"]].concat())?;
-    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
-        .map_err(|e| EtcdClusterError::Other(e.to_string()))?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=etcd-ca",
+        ],
+    ]
+    .concat())?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .map_err(|e| EtcdClusterError::Other(e.to_string()))?;
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n")
         .map_err(|e| EtcdClusterError::Other(e.to_string()))?;
     for (name, cn) in [("server", "etcd"), ("client", "kube-apiserver-etcd-client")] {
-        let (key, csr, crt, ext) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("{name}.ext"));
-        run(&[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}")]].concat())?;
-        run(&["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", &ext])?;
+        let (key, csr, crt, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        run(&[
+            &["req"][..],
+            &ec,
+            &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}")],
+        ]
+        .concat())?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ])?;
     }
     Ok(TlsFiles {
         ca: dir.join("ca.crt"),
@@ -83,7 +136,9 @@ fn generate_tls(dir: &std::path::Path) -> Result<TlsFiles, EtcdClusterError> {
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdClusterError {
     /// The etcd binary is not installed.
-    #[error("the etcd binary was not found on PATH ({0}); run hack/install-deps.sh to install Debian's etcd-server")]
+    #[error(
+        "the etcd binary was not found on PATH ({0}); run hack/install-deps.sh to install Debian's etcd-server"
+    )]
     Missing(String),
     /// Something else failed.
     #[error("etcd cluster: {0}")]
@@ -91,8 +146,12 @@ pub enum EtcdClusterError {
 }
 
 fn free_port() -> Result<u16, EtcdClusterError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| EtcdClusterError::Other(e.to_string()))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| EtcdClusterError::Other(e.to_string()))
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| EtcdClusterError::Other(e.to_string()))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| EtcdClusterError::Other(e.to_string()))
 }
 
 impl EtcdCluster {
@@ -116,9 +175,17 @@ impl EtcdCluster {
         self.tls.as_ref()
     }
 
-    async fn start_inner(size: usize, extra_flags: &[&str], tls: bool) -> Result<Self, EtcdClusterError> {
+    async fn start_inner(
+        size: usize,
+        extra_flags: &[&str],
+        tls: bool,
+    ) -> Result<Self, EtcdClusterError> {
         let dir = tempfile::tempdir().map_err(|e| EtcdClusterError::Other(e.to_string()))?;
-        let tls = if tls { Some(generate_tls(dir.path())?) } else { None };
+        let tls = if tls {
+            Some(generate_tls(dir.path())?)
+        } else {
+            None
+        };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut members = Vec::new();
         for i in 0..size {
@@ -130,9 +197,17 @@ impl EtcdCluster {
                 process: None,
             });
         }
-        let initial_cluster =
-            members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",");
-        let mut cluster = EtcdCluster { members, initial_cluster, tls, _dir: dir };
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = EtcdCluster {
+            members,
+            initial_cluster,
+            tls,
+            _dir: dir,
+        };
         for i in 0..size {
             cluster.spawn(i, "new", extra_flags)?;
         }
@@ -140,7 +215,12 @@ impl EtcdCluster {
         Ok(cluster)
     }
 
-    fn spawn(&mut self, index: usize, state: &str, extra_flags: &[&str]) -> Result<(), EtcdClusterError> {
+    fn spawn(
+        &mut self,
+        index: usize,
+        state: &str,
+        extra_flags: &[&str],
+    ) -> Result<(), EtcdClusterError> {
         let initial_cluster = self.initial_cluster.clone();
         let tls = self.tls.clone();
         let member = &mut self.members[index];
@@ -201,7 +281,10 @@ impl EtcdCluster {
         let mut options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2));
         if let Some(tls) = &self.tls {
             let ca = std::fs::read(&tls.ca).ok()?;
-            let (cert, key) = (std::fs::read(&tls.client_cert).ok()?, std::fs::read(&tls.client_key).ok()?);
+            let (cert, key) = (
+                std::fs::read(&tls.client_cert).ok()?,
+                std::fs::read(&tls.client_key).ok()?,
+            );
             options = options.with_tls(
                 etcd_client::TlsOptions::new()
                     .ca_certificate(etcd_client::Certificate::from_pem(ca))
@@ -224,7 +307,10 @@ impl EtcdCluster {
                     break;
                 }
                 if Instant::now() > deadline {
-                    return Err(EtcdClusterError::Other(format!("{} did not become healthy", member.client_url)));
+                    return Err(EtcdClusterError::Other(format!(
+                        "{} did not become healthy",
+                        member.client_url
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -234,15 +320,28 @@ impl EtcdCluster {
 
     /// The index of the current leader, asking the running members.
     pub async fn leader(&self) -> Result<usize, EtcdClusterError> {
-        for (i, member) in self.members.iter().enumerate().filter(|(_, m)| m.process.is_some()) {
-            let Some(mut client) = self.connect_member(&member.client_url).await else { continue };
-            let Ok(status) = client.status().await else { continue };
-            let Some(header) = status.header() else { continue };
+        for (i, member) in self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.process.is_some())
+        {
+            let Some(mut client) = self.connect_member(&member.client_url).await else {
+                continue;
+            };
+            let Ok(status) = client.status().await else {
+                continue;
+            };
+            let Some(header) = status.header() else {
+                continue;
+            };
             if status.leader() == header.member_id() && status.leader() != 0 {
                 return Ok(i);
             }
         }
-        Err(EtcdClusterError::Other("no member reports itself leader".into()))
+        Err(EtcdClusterError::Other(
+            "no member reports itself leader".into(),
+        ))
     }
 
     /// SIGKILLs member `index`, as a crash would.
