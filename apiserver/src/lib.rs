@@ -1,4 +1,14 @@
-//! kube-apiserver as a library: storage backends today; the REST gateway, registry and
-//! request chain arrive with the kube-apiserver issue. The binary is a thin `main.rs`.
+//! kube-apiserver as a library: flags ([`options`]), certificates ([`certs`]), the
+//! request chain's first steps ([`auth`]), the HTTP router ([`http`]) and the TLS
+//! serving loop ([`run`], [`Server`]) over the storage layer ([`storage`]). The
+//! `kube-apiserver` binary and `rkube up` are thin callers of this crate.
 
+pub mod auth;
+pub mod certs;
+pub mod http;
+pub mod options;
+mod server;
 pub mod storage;
+
+pub use options::ServerOptions;
+pub use server::{Server, ServerError, run, shutdown_signal};

@@ -1,0 +1,613 @@
+//! The cluster's certificates when none are given: a CA, the apiserver's serving
+//! certificate and an admin client certificate (CN `kubernetes-admin`, O
+//! `system:masters`, as kubeadm's `admin.conf`), kept under the cert dir and reused
+//! while valid; and the admin kubeconfig that stock kubectl uses as is.
+
+use std::fs;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
+};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+
+/// The CA's file names under the cert dir, as kubeadm's.
+pub const CA_CERT: &str = "ca.crt";
+/// The CA's private key.
+pub const CA_KEY: &str = "ca.key";
+/// The apiserver's serving certificate.
+pub const SERVING_CERT: &str = "apiserver.crt";
+/// The serving certificate's private key.
+pub const SERVING_KEY: &str = "apiserver.key";
+/// The admin client certificate.
+pub const ADMIN_CERT: &str = "admin.crt";
+/// The admin client certificate's private key.
+pub const ADMIN_KEY: &str = "admin.key";
+
+/// The admin user, as kubeadm's `admin.conf`.
+pub const ADMIN_USER: &str = "kubernetes-admin";
+/// The group that RBAC lets do anything (upstream's `system:masters`).
+pub const ADMIN_GROUP: &str = "system:masters";
+
+/// The kubeconfig's cluster and context name.
+pub const KUBECONFIG_CLUSTER: &str = "rkube";
+/// The kubeconfig's user name.
+pub const KUBECONFIG_USER: &str = "rkube-admin";
+
+const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// A certificate closer than this to its end is renewed instead of reused.
+const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Allowance for clocks a little behind ours.
+const BACKDATE: Duration = Duration::from_secs(3600);
+
+/// Errors from this module.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file or directory could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A certificate could not be generated.
+    #[error("cannot generate the {name} certificate: {source}")]
+    Generate {
+        /// Which certificate.
+        name: &'static str,
+        /// The cause.
+        source: rcgen::Error,
+    },
+}
+
+/// The certificates of a cluster, in PEM.
+#[derive(Clone, Debug)]
+pub struct Pki {
+    /// The directory they are kept in.
+    pub dir: PathBuf,
+    /// The CA certificate: clients trust it, and it signs client certificates.
+    pub ca_cert_pem: String,
+    /// The apiserver's serving certificate.
+    pub serving_cert_pem: String,
+    /// The serving certificate's private key.
+    pub serving_key_pem: String,
+    /// The admin client certificate.
+    pub admin_cert_pem: String,
+    /// The admin client certificate's private key.
+    pub admin_key_pem: String,
+}
+
+impl Pki {
+    /// The path of one of this PKI's files, e.g. `pki.path(CA_CERT)`.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// The admin kubeconfig for an apiserver at `server` (e.g. `https://127.0.0.1:6443`).
+    pub fn admin_kubeconfig(&self, server: &str) -> String {
+        kubeconfig(
+            server,
+            &self.ca_cert_pem,
+            &self.admin_cert_pem,
+            &self.admin_key_pem,
+        )
+    }
+}
+
+/// The names the serving certificate must cover: loopback, `localhost`, this host's
+/// name, the in-cluster `kubernetes.default.svc` names and the first service IP
+/// (10.96.0.1, upstream's default range), plus `extra` addresses.
+pub fn serving_hosts(extra: &[IpAddr]) -> Vec<String> {
+    let mut hosts: Vec<String> = [
+        "127.0.0.1",
+        "::1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.96.0.1",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    if let Some(hostname) = hostname() {
+        hosts.push(hostname);
+    }
+    for ip in extra {
+        if !ip.is_unspecified() {
+            hosts.push(ip.to_string());
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    hosts.retain(|h| seen.insert(h.clone()));
+    hosts
+}
+
+/// This machine's host name, when it is a usable DNS name.
+fn hostname() -> Option<String> {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| fs::read_to_string("/etc/hostname").ok())?;
+    let name = name.trim().to_ascii_lowercase();
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    valid.then_some(name)
+}
+
+/// Loads the certificates under `dir`, generating whatever is missing, expiring within
+/// 30 days, not signed by the CA, or (for the serving certificate) not covering every
+/// name in `hosts`. A new CA means new leaves too.
+pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, CertError> {
+    create_dir(dir)?;
+    let (ca_cert_pem, ca_key) = ensure_ca(dir)?;
+    let ca_der = first_cert_der(&ca_cert_pem).unwrap_or_default();
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key)
+        .map_err(|source| CertError::Generate { name: "CA", source })?;
+
+    let (serving_cert_pem, serving_key_pem) =
+        ensure_leaf(dir, SERVING_CERT, SERVING_KEY, &ca_der, &issuer, || {
+            leaf_params(
+                "kube-apiserver",
+                None,
+                hosts,
+                ExtendedKeyUsagePurpose::ServerAuth,
+            )
+        })
+        .map_err(|e| e.named("serving"))?;
+    let (admin_cert_pem, admin_key_pem) =
+        ensure_leaf(dir, ADMIN_CERT, ADMIN_KEY, &ca_der, &issuer, || {
+            leaf_params(
+                ADMIN_USER,
+                Some(ADMIN_GROUP),
+                &[],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            )
+        })
+        .map_err(|e| e.named("admin client"))?;
+
+    Ok(Pki {
+        dir: dir.to_owned(),
+        ca_cert_pem,
+        serving_cert_pem,
+        serving_key_pem,
+        admin_cert_pem,
+        admin_key_pem,
+    })
+}
+
+/// An error from a step that does not know which certificate it works on.
+enum LeafError {
+    Cert(CertError),
+    Rcgen(rcgen::Error),
+}
+
+impl LeafError {
+    fn named(self, name: &'static str) -> CertError {
+        match self {
+            LeafError::Cert(e) => e,
+            LeafError::Rcgen(source) => CertError::Generate { name, source },
+        }
+    }
+}
+
+impl From<CertError> for LeafError {
+    fn from(e: CertError) -> Self {
+        LeafError::Cert(e)
+    }
+}
+
+impl From<rcgen::Error> for LeafError {
+    fn from(e: rcgen::Error) -> Self {
+        LeafError::Rcgen(e)
+    }
+}
+
+fn ensure_ca(dir: &Path) -> Result<(String, KeyPair), CertError> {
+    let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
+    if let (Some(cert_pem), Some(key_pem)) = (read_optional(&cert_path)?, read_optional(&key_path)?)
+    {
+        if let (Some(der), Ok(key)) = (first_cert_der(&cert_pem), KeyPair::from_pem(&key_pem)) {
+            if let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) {
+                if cert.is_ca() && fresh(&cert) && matches_key(&cert, &key) {
+                    return Ok((cert_pem, key));
+                }
+            }
+        }
+        tracing::warn!(dir = %dir.display(), "the CA on disk is unusable or expiring: generating a new one");
+    }
+    let generate = || -> Result<(String, KeyPair), rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = distinguished_name("rkube-ca", None);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        set_validity(&mut params, CA_VALIDITY);
+        let cert = params.self_signed(&key)?;
+        Ok((cert.pem(), key))
+    };
+    let (cert_pem, key) =
+        generate().map_err(|source| CertError::Generate { name: "CA", source })?;
+    write_private_file(&key_path, key.serialize_pem().as_bytes())?;
+    write_file(&cert_path, cert_pem.as_bytes(), 0o644)?;
+    Ok((cert_pem, key))
+}
+
+fn ensure_leaf(
+    dir: &Path,
+    cert_file: &str,
+    key_file: &str,
+    ca_der: &[u8],
+    issuer: &Issuer<'_, KeyPair>,
+    params: impl Fn() -> Result<(CertificateParams, Vec<String>), rcgen::Error>,
+) -> Result<(String, String), LeafError> {
+    let (cert_path, key_path) = (dir.join(cert_file), dir.join(key_file));
+    let (wanted, hosts) = params()?;
+    if let (Some(cert_pem), Some(key_pem)) = (read_optional(&cert_path)?, read_optional(&key_path)?)
+    {
+        if reusable(&cert_pem, &key_pem, ca_der, &hosts) {
+            return Ok((cert_pem, key_pem));
+        }
+        tracing::info!(cert = %cert_path.display(), "renewing certificate");
+    }
+    let key = KeyPair::generate()?;
+    let cert_pem = wanted.signed_by(&key, issuer)?.pem();
+    let key_pem = key.serialize_pem();
+    write_private_file(&key_path, key_pem.as_bytes())?;
+    write_file(&cert_path, cert_pem.as_bytes(), 0o644)?;
+    Ok((cert_pem, key_pem))
+}
+
+/// Whether a leaf on disk can be kept: it parses, matches its key, was signed by the
+/// CA, is not about to expire and covers every wanted host.
+fn reusable(cert_pem: &str, key_pem: &str, ca_der: &[u8], hosts: &[String]) -> bool {
+    let (Some(der), Ok(key)) = (first_cert_der(cert_pem), KeyPair::from_pem(key_pem)) else {
+        return false;
+    };
+    let (Ok((_, cert)), Ok((_, ca))) = (
+        x509_parser::parse_x509_certificate(&der),
+        x509_parser::parse_x509_certificate(ca_der),
+    ) else {
+        return false;
+    };
+    let covered = {
+        let names = subject_alt_names(&cert);
+        hosts.iter().all(|h| names.contains(h))
+    };
+    covered
+        && fresh(&cert)
+        && matches_key(&cert, &key)
+        && cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+/// The DNS names and IP addresses (as text) a certificate covers.
+fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| IpAddr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| IpAddr::from(b).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn fresh(cert: &X509Certificate<'_>) -> bool {
+    let now = unix_now();
+    let validity = cert.validity();
+    validity.not_before.timestamp() <= now + BACKDATE.as_secs() as i64
+        && validity.not_after.timestamp() > now + RENEW_BEFORE.as_secs() as i64
+}
+
+fn matches_key(cert: &X509Certificate<'_>, key: &KeyPair) -> bool {
+    cert.public_key().raw == key.subject_public_key_info().as_slice()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn leaf_params(
+    common_name: &str,
+    organization: Option<&str>,
+    hosts: &[String],
+    usage: ExtendedKeyUsagePurpose,
+) -> Result<(CertificateParams, Vec<String>), rcgen::Error> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name(common_name, organization);
+    let mut covered = Vec::new();
+    for host in hosts {
+        let san = match host.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(host.clone().try_into()?),
+        };
+        params.subject_alt_names.push(san);
+        covered.push(host.clone());
+    }
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![usage];
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params, LEAF_VALIDITY);
+    Ok((params, covered))
+}
+
+fn distinguished_name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    if let Some(organization) = organization {
+        name.push(DnType::OrganizationName, organization);
+    }
+    name.push(DnType::CommonName, common_name);
+    name
+}
+
+fn set_validity(params: &mut CertificateParams, validity: Duration) {
+    let now = rcgen::date_time_ymd(1970, 1, 1)
+        + SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + validity;
+}
+
+/// The DER of the first certificate in a PEM text.
+fn first_cert_der(pem: &str) -> Option<Vec<u8>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()?
+        .ok()
+        .map(|der| der.to_vec())
+}
+
+/// A kubeconfig with one cluster, one user and one context, all credentials embedded.
+/// Values are written as YAML double-quoted scalars (JSON string syntax, which YAML
+/// accepts) so any server address is quoted correctly.
+pub fn kubeconfig(
+    server: &str,
+    ca_cert_pem: &str,
+    client_cert_pem: &str,
+    client_key_pem: &str,
+) -> String {
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    let b64 = |s: &str| STANDARD.encode(s.as_bytes());
+    format!(
+        "apiVersion: v1\n\
+         kind: Config\n\
+         clusters:\n\
+         - name: {cluster}\n  \
+           cluster:\n    \
+             certificate-authority-data: {ca}\n    \
+             server: {server}\n\
+         contexts:\n\
+         - name: {cluster}\n  \
+           context:\n    \
+             cluster: {cluster}\n    \
+             user: {user}\n\
+         current-context: {cluster}\n\
+         preferences: {{}}\n\
+         users:\n\
+         - name: {user}\n  \
+           user:\n    \
+             client-certificate-data: {cert}\n    \
+             client-key-data: {key}\n",
+        cluster = q(KUBECONFIG_CLUSTER),
+        user = q(KUBECONFIG_USER),
+        server = q(server),
+        ca = b64(ca_cert_pem),
+        cert = b64(client_cert_pem),
+        key = b64(client_key_pem),
+    )
+}
+
+/// Writes a file readable by its owner only (keys, kubeconfigs), creating parent
+/// directories, replacing it atomically so a reader never sees half of it.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), CertError> {
+    write_file(path, contents, 0o600)
+}
+
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError> {
+    let err = |source| CertError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir(parent)?;
+    }
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(err)?;
+    fs::rename(&tmp, path).map_err(err)
+}
+
+fn create_dir(dir: &Path) -> Result<(), CertError> {
+    fs::create_dir_all(dir).map_err(|source| CertError::Write {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, CertError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CertError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pem: &str) -> Vec<u8> {
+        first_cert_der(pem).unwrap()
+    }
+
+    #[test]
+    fn generates_a_ca_a_serving_and_an_admin_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = serving_hosts(&[]);
+        let pki = ensure(dir.path(), &hosts).unwrap();
+
+        let ca_der = parse(&pki.ca_cert_pem);
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert!(ca.is_ca());
+
+        let serving_der = parse(&pki.serving_cert_pem);
+        let (_, serving) = x509_parser::parse_x509_certificate(&serving_der).unwrap();
+        serving.verify_signature(Some(ca.public_key())).unwrap();
+        let names = subject_alt_names(&serving);
+        for name in ["127.0.0.1", "localhost", "kubernetes.default.svc"] {
+            assert!(
+                names.iter().any(|n| n == name),
+                "{name} missing from {names:?}"
+            );
+        }
+
+        let admin_der = parse(&pki.admin_cert_pem);
+        let (_, admin) = x509_parser::parse_x509_certificate(&admin_der).unwrap();
+        admin.verify_signature(Some(ca.public_key())).unwrap();
+        let cn: Vec<_> = admin
+            .subject()
+            .iter_common_name()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let orgs: Vec<_> = admin
+            .subject()
+            .iter_organization()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(cn, [ADMIN_USER]);
+        assert_eq!(orgs, [ADMIN_GROUP]);
+
+        for file in [
+            CA_CERT,
+            CA_KEY,
+            SERVING_CERT,
+            SERVING_KEY,
+            ADMIN_CERT,
+            ADMIN_KEY,
+        ] {
+            assert!(pki.path(file).exists(), "{file}");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(pki.path(CA_KEY)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn certificates_on_disk_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = serving_hosts(&[]);
+        let first = ensure(dir.path(), &hosts).unwrap();
+        let second = ensure(dir.path(), &hosts).unwrap();
+        assert_eq!(first.ca_cert_pem, second.ca_cert_pem);
+        assert_eq!(first.serving_cert_pem, second.serving_cert_pem);
+        assert_eq!(first.admin_key_pem, second.admin_key_pem);
+    }
+
+    #[test]
+    fn a_new_host_renews_the_serving_certificate_under_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ensure(dir.path(), &serving_hosts(&[])).unwrap();
+        let extra: IpAddr = "192.0.2.10".parse().unwrap();
+        let second = ensure(dir.path(), &serving_hosts(&[extra])).unwrap();
+        assert_eq!(first.ca_cert_pem, second.ca_cert_pem);
+        assert_eq!(first.admin_cert_pem, second.admin_cert_pem);
+        assert_ne!(first.serving_cert_pem, second.serving_cert_pem);
+        let der = parse(&second.serving_cert_pem);
+        let (_, serving) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert!(subject_alt_names(&serving).contains(&"192.0.2.10".to_owned()));
+    }
+
+    #[test]
+    fn garbage_on_disk_is_replaced_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [CA_CERT, CA_KEY, ADMIN_CERT, ADMIN_KEY] {
+            fs::write(dir.path().join(file), "not a pem").unwrap();
+        }
+        let pki = ensure(dir.path(), &serving_hosts(&[])).unwrap();
+        assert!(pki.ca_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+
+    #[test]
+    fn kubeconfig_embeds_credentials_and_quotes_the_server() {
+        let text = kubeconfig("https://[::1]:6443", "CA", "CERT", "KEY");
+        assert!(
+            text.contains("    server: \"https://[::1]:6443\"\n"),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "certificate-authority-data: {}\n",
+            STANDARD.encode("CA")
+        )));
+        assert!(text.contains(&format!(
+            "client-certificate-data: {}\n",
+            STANDARD.encode("CERT")
+        )));
+        assert!(text.contains(&format!("client-key-data: {}\n", STANDARD.encode("KEY"))));
+        assert!(text.contains("current-context: \"rkube\"\n"));
+        assert!(text.contains("    user: \"rkube-admin\"\n"));
+    }
+}

@@ -1,0 +1,178 @@
+//! The HTTP edge of kube-apiserver: an axum router built by [`router`] serving version,
+//! health and discovery; everything else answers upstream's 404 `metav1.Status`.
+//! Errors become `metav1.Status` bodies here and only here.
+
+mod discovery;
+mod health;
+mod version;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use apimachinery::errors::{self, Status, StatusDetails, StatusError, StatusReason};
+use apimachinery::resources::GroupResource;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::auth::{self, UserInfo};
+use crate::storage::Storage;
+
+pub use version::VersionInfo;
+
+/// What every handler shares: the storage, the address clients are told to use, and
+/// whether the server is shutting down.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    advertised: SocketAddr,
+    shutting_down: AtomicBool,
+}
+
+impl AppState {
+    /// State over `storage`, advertising `advertised` in discovery's
+    /// `serverAddressByClientCIDRs`.
+    pub fn new(storage: Arc<dyn Storage>, advertised: SocketAddr) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                storage,
+                advertised,
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    /// The address advertised to clients.
+    pub fn advertised(&self) -> SocketAddr {
+        self.inner.advertised
+    }
+
+    /// Marks the server as shutting down: `/readyz` fails from now on.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`AppState::begin_shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// The apiserver's routes. Requests carry the caller as a [`UserInfo`] extension (set
+/// by the TLS layer from the client certificate); without one they are anonymous.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/version/", get(version))
+        .route("/healthz", get(health::healthz))
+        .route("/healthz/{check}", get(health::healthz_check))
+        .route("/livez", get(health::livez))
+        .route("/livez/{check}", get(health::livez_check))
+        .route("/readyz", get(health::readyz))
+        .route("/readyz/{check}", get(health::readyz_check))
+        .route("/api", get(discovery::api_versions))
+        .route("/api/", get(discovery::api_versions))
+        .route("/api/v1", get(discovery::core_resources))
+        .route("/api/v1/", get(discovery::core_resources))
+        .route("/apis", get(discovery::group_list))
+        .route("/apis/", get(discovery::group_list))
+        .route("/apis/{group}", get(discovery::group))
+        .route("/apis/{group}/", get(discovery::group))
+        .route("/apis/{group}/{version}", get(discovery::group_resources))
+        .route("/apis/{group}/{version}/", get(discovery::group_resources))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(authorize))
+        .with_state(state)
+}
+
+async fn version() -> Response {
+    json(StatusCode::OK, &VersionInfo::current())
+}
+
+/// The request chain's authorization step for non-resource paths, as upstream's
+/// `WithAuthorization` filter: anonymous callers may read the public info paths only.
+async fn authorize(request: Request, next: Next) -> Response {
+    let user = request
+        .extensions()
+        .get::<UserInfo>()
+        .cloned()
+        .unwrap_or_else(UserInfo::anonymous);
+    let path = request.uri().path();
+    if auth::authorize_path(&user, path) {
+        return next.run(request).await;
+    }
+    let verb = request.method().as_str().to_ascii_lowercase();
+    let why = errors::forbidden_path_message(&user.name, &verb, path);
+    status_response(StatusError::forbidden(&GroupResource::core(""), "", why).0)
+}
+
+async fn fallback() -> Response {
+    not_found()
+}
+
+async fn method_not_allowed() -> Response {
+    failure(
+        StatusCode::METHOD_NOT_ALLOWED,
+        StatusReason::MethodNotAllowed,
+        "the server does not allow this method on the requested resource",
+    )
+}
+
+/// Upstream's answer for a path nothing serves (its `NotFoundHandler`).
+pub(crate) fn not_found() -> Response {
+    failure(
+        StatusCode::NOT_FOUND,
+        StatusReason::NotFound,
+        "the server could not find the requested resource",
+    )
+}
+
+/// A `metav1.Status` failure with empty details (`{}`), as upstream writes for errors
+/// that concern no object.
+fn failure(code: StatusCode, reason: StatusReason, message: &str) -> Response {
+    let mut status = Status::failure(code.as_u16(), reason, message);
+    status.details = Some(StatusDetails::default());
+    status_response(status)
+}
+
+/// A `metav1.Status` body with its own code as the HTTP status.
+fn status_response(status: Status) -> Response {
+    let code =
+        StatusCode::from_u16(status.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(code, &status)
+}
+
+/// A JSON response with upstream's content type.
+fn json<T: serde::Serialize>(code: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = (code, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize a response");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

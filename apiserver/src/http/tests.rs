@@ -1,0 +1,325 @@
+//! Router tests through `tower::ServiceExt::oneshot`, no socket: each endpoint's
+//! status, content type and JSON shape against upstream's.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{AppState, router};
+use crate::auth::UserInfo;
+use crate::storage::memory::MemoryStore;
+
+fn state() -> AppState {
+    AppState::new(
+        Arc::new(MemoryStore::new()),
+        "127.0.0.1:6443".parse().unwrap(),
+    )
+}
+
+fn admin() -> UserInfo {
+    UserInfo {
+        name: "kubernetes-admin".into(),
+        groups: vec!["system:masters".into(), "system:authenticated".into()],
+    }
+}
+
+async fn send(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    user: Option<UserInfo>,
+) -> (StatusCode, String, String) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::empty())
+        .unwrap();
+    if let Some(user) = user {
+        request.extensions_mut().insert(user);
+    }
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+async fn get_json(path: &str) -> (StatusCode, Value) {
+    let (status, content_type, body) = send(&state(), "GET", path, Some(admin())).await;
+    assert_eq!(content_type, "application/json", "{path}");
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+fn resource<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {list}"))
+}
+
+#[tokio::test]
+async fn version_has_upstream_shape() {
+    let (status, body) = get_json("/version").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["major"], "1");
+    assert_eq!(body["minor"], "33");
+    assert_eq!(body["gitVersion"], "v1.33.0-rkube");
+    for key in [
+        "gitCommit",
+        "gitTreeState",
+        "buildDate",
+        "goVersion",
+        "compiler",
+        "platform",
+    ] {
+        assert!(body[key].is_string(), "{key} missing from {body}");
+    }
+    assert!(body["platform"].as_str().unwrap().starts_with("linux/"));
+}
+
+#[tokio::test]
+async fn health_endpoints_say_ok() {
+    let state = state();
+    for path in [
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/readyz/etcd",
+        "/livez/ping",
+    ] {
+        let (status, content_type, body) = send(&state, "GET", path, None).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"), "{path}");
+        assert_eq!(content_type, "text/plain; charset=utf-8");
+    }
+}
+
+#[tokio::test]
+async fn verbose_readyz_lists_every_check() {
+    let (status, _, body) = send(&state(), "GET", "/readyz?verbose", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        "[+]ping ok\n[+]etcd ok\n[+]shutdown ok\nreadyz check passed\n"
+    );
+    let (_, _, body) = send(&state(), "GET", "/livez?verbose&exclude=etcd", None).await;
+    assert_eq!(
+        body,
+        "[+]ping ok\n[+]etcd excluded: ok\nlivez check passed\n"
+    );
+}
+
+#[tokio::test]
+async fn readyz_fails_once_shutdown_begins_but_livez_does_not() {
+    let state = state();
+    state.begin_shutdown();
+    let (status, _, body) = send(&state, "GET", "/readyz", None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        "[+]ping ok\n[+]etcd ok\n[-]shutdown failed: reason withheld\nreadyz check failed\n"
+    );
+    let (status, _, _) = send(&state, "GET", "/livez", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_health_check_is_not_found() {
+    let (status, _, _) = send(&state(), "GET", "/healthz/no-such-check", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn api_lists_v1_with_the_advertised_address() {
+    let (status, body) = get_json("/api").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]
+        })
+    );
+}
+
+#[tokio::test]
+async fn core_v1_resource_list_has_upstream_shape() {
+    let (status, body) = get_json("/api/v1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["kind"], "APIResourceList");
+    assert_eq!(body["groupVersion"], "v1");
+    // upstream writes the legacy list without apiVersion
+    assert!(body.get("apiVersion").is_none(), "{body}");
+    let pods = resource(&body, "pods");
+    assert_eq!(pods["singularName"], "pod");
+    assert_eq!(pods["namespaced"], true);
+    assert_eq!(pods["kind"], "Pod");
+    assert_eq!(pods["shortNames"], json!(["po"]));
+    assert_eq!(pods["categories"], json!(["all"]));
+    let verbs: Vec<&str> = pods["verbs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for verb in [
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ] {
+        assert!(verbs.contains(&verb), "pods lacks {verb}: {verbs:?}");
+    }
+    let status_sub = resource(&body, "pods/status");
+    assert_eq!(status_sub["singularName"], "");
+    assert_eq!(status_sub["kind"], "Pod");
+    let namespaces = resource(&body, "namespaces");
+    assert_eq!(namespaces["namespaced"], false);
+    assert_eq!(namespaces["shortNames"], json!(["ns"]));
+}
+
+#[tokio::test]
+async fn group_list_has_preferred_versions_and_no_core_group() {
+    let (status, body) = get_json("/apis").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["kind"], "APIGroupList");
+    assert_eq!(body["apiVersion"], "v1");
+    let groups = body["groups"].as_array().unwrap();
+    assert!(
+        groups.iter().all(|g| g["name"] != ""),
+        "the core group is served at /api, not /apis"
+    );
+    let apps = groups.iter().find(|g| g["name"] == "apps").expect("apps");
+    assert_eq!(
+        apps["preferredVersion"],
+        json!({"groupVersion": "apps/v1", "version": "v1"})
+    );
+    assert!(
+        apps["versions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"groupVersion": "apps/v1", "version": "v1"}))
+    );
+    for group in groups {
+        let preferred = &group["preferredVersion"];
+        assert!(
+            group["versions"].as_array().unwrap().contains(preferred),
+            "{group}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_group_is_an_api_group_document() {
+    let (status, body) = get_json("/apis/apps").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["kind"], "APIGroup");
+    assert_eq!(body["apiVersion"], "v1");
+    assert_eq!(body["name"], "apps");
+    assert_eq!(body["preferredVersion"]["groupVersion"], "apps/v1");
+}
+
+#[tokio::test]
+async fn group_version_resource_list_has_upstream_shape() {
+    let (status, body) = get_json("/apis/apps/v1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["kind"], "APIResourceList");
+    assert_eq!(body["apiVersion"], "v1");
+    assert_eq!(body["groupVersion"], "apps/v1");
+    let deployments = resource(&body, "deployments");
+    assert_eq!(deployments["kind"], "Deployment");
+    assert_eq!(deployments["singularName"], "deployment");
+    assert_eq!(deployments["shortNames"], json!(["deploy"]));
+    assert_eq!(deployments["namespaced"], true);
+}
+
+#[tokio::test]
+async fn every_served_group_version_lists_its_resources() {
+    let (_, groups) = get_json("/apis").await;
+    for group in groups["groups"].as_array().unwrap() {
+        for version in group["versions"].as_array().unwrap() {
+            let path = format!("/apis/{}", version["groupVersion"].as_str().unwrap());
+            let (status, body) = get_json(&path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert_eq!(body["groupVersion"], version["groupVersion"]);
+            for resource in body["resources"].as_array().unwrap() {
+                assert!(
+                    resource["kind"].as_str().is_some_and(|k| !k.is_empty()),
+                    "{path}: {resource}"
+                );
+                assert!(resource["verbs"].is_array(), "{path}: {resource}");
+            }
+        }
+    }
+}
+
+/// Upstream's NotFoundHandler body for any path nothing serves.
+#[tokio::test]
+async fn unknown_paths_get_a_not_found_status() {
+    for path in [
+        "/no/such/path",
+        "/apis/no.such.group/v1",
+        "/apis/no.such.group",
+        "/api/v2",
+        "/apis/apps/v9",
+    ] {
+        let (status, body) = get_json(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            body,
+            json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": "the server could not find the requested resource",
+                "reason": "NotFound",
+                "details": {},
+                "code": 404
+            }),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn anonymous_callers_are_forbidden_outside_public_info() {
+    let (status, _, body) = send(&state(), "GET", "/api", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["reason"], "Forbidden");
+    assert_eq!(body["code"], 403);
+    assert_eq!(
+        body["message"],
+        r#"forbidden: User "system:anonymous" cannot get path "/api""#
+    );
+    let (status, _, _) = send(&state(), "GET", "/version", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_method_not_allowed_status() {
+    let (status, _, body) = send(&state(), "POST", "/version", Some(admin())).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["reason"], "MethodNotAllowed");
+}

@@ -1,0 +1,170 @@
+//! kube-apiserver's command-line flags, named as upstream's (`--secure-port`,
+//! `--etcd-servers`, `--tls-cert-file`, ...), plus rkube's `--storage-url` for the
+//! embedded store. Parsed with clap, so an unknown flag is clap's usage error.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The embedded store used when neither `--etcd-servers` nor `--storage-url` is given.
+pub const DEFAULT_STORAGE_URL: &str = "sqlite:///var/lib/rkube/store.db";
+
+/// Where generated certificates go by default, as upstream's `--cert-dir`.
+pub const DEFAULT_CERT_DIR: &str = "/var/run/kubernetes";
+
+/// kube-apiserver's options: the subset of upstream's flags that rkube honours today.
+#[derive(Clone, Debug, PartialEq, Eq, Parser)]
+#[command(
+    name = "kube-apiserver",
+    version,
+    about = "The Kubernetes API server validates and configures data for the api objects"
+)]
+pub struct ServerOptions {
+    /// The port on which to serve HTTPS with authentication and authorization.
+    #[arg(long, default_value_t = 6443)]
+    pub secure_port: u16,
+
+    /// The IP address on which to listen for the --secure-port port.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+
+    /// The IP address on which to advertise the apiserver to members of the cluster
+    /// (discovery's serverAddressByClientCIDRs). Defaults to --bind-address, or
+    /// 127.0.0.1 when that is unspecified.
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
+
+    /// List of etcd servers to connect with (scheme://ip:port), comma separated.
+    #[arg(long, value_delimiter = ',', conflicts_with = "storage_url")]
+    pub etcd_servers: Vec<String>,
+
+    /// SSL Certificate Authority file used to secure etcd communication.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+
+    /// SSL certification file used to secure etcd communication.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+
+    /// SSL key file used to secure etcd communication.
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+
+    /// rkube's embedded or in-memory store instead of etcd, e.g.
+    /// sqlite:///var/lib/rkube/store.db or memory:// [default: sqlite:///var/lib/rkube/store.db]
+    #[arg(long)]
+    pub storage_url: Option<String>,
+
+    /// File containing the default x509 Certificate for HTTPS. If neither this nor
+    /// --tls-private-key-file is given, a CA, a serving certificate and an admin client
+    /// certificate are generated under --cert-dir.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// File containing the default x509 private key matching --tls-cert-file.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// If set, any request presenting a client certificate signed by one of the
+    /// authorities in this file is authenticated with the certificate's CommonName as
+    /// user and its Organizations as groups. Defaults to the generated CA.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// The directory where the TLS certs are located. If --tls-cert-file and
+    /// --tls-private-key-file are provided, this flag will be ignored.
+    #[arg(long, default_value = DEFAULT_CERT_DIR)]
+    pub cert_dir: PathBuf,
+}
+
+impl ServerOptions {
+    /// Options with every default, as if no flag were given.
+    pub fn defaults() -> Self {
+        ServerOptions {
+            secure_port: 6443,
+            bind_address: IpAddr::from([0, 0, 0, 0]),
+            advertise_address: None,
+            etcd_servers: Vec::new(),
+            etcd_cafile: None,
+            etcd_certfile: None,
+            etcd_keyfile: None,
+            storage_url: None,
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            client_ca_file: None,
+            cert_dir: PathBuf::from(DEFAULT_CERT_DIR),
+        }
+    }
+
+    /// The address advertised to clients: `--advertise-address`, else the bind address
+    /// unless it is unspecified (0.0.0.0 or ::), else loopback.
+    pub fn advertised_address(&self) -> IpAddr {
+        match self.advertise_address {
+            Some(address) => address,
+            None if self.bind_address.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+            None => self.bind_address,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_flags_gives_upstream_defaults() {
+        let options = ServerOptions::try_parse_from(["kube-apiserver"]).unwrap();
+        assert_eq!(options, ServerOptions::defaults());
+    }
+
+    #[test]
+    fn upstream_flag_spellings_parse() {
+        let options = ServerOptions::try_parse_from([
+            "kube-apiserver",
+            "--secure-port=7443",
+            "--bind-address",
+            "127.0.0.1",
+            "--etcd-servers=https://10.0.0.1:2379,https://10.0.0.2:2379",
+            "--etcd-cafile=/pki/etcd/ca.crt",
+            "--tls-cert-file=/pki/apiserver.crt",
+            "--tls-private-key-file=/pki/apiserver.key",
+        ])
+        .unwrap();
+        assert_eq!(options.secure_port, 7443);
+        assert_eq!(options.bind_address, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(
+            options.etcd_servers,
+            ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+        );
+        assert_eq!(options.etcd_cafile, Some(PathBuf::from("/pki/etcd/ca.crt")));
+        assert_eq!(options.advertised_address(), IpAddr::from([127, 0, 0, 1]));
+    }
+
+    #[test]
+    fn unknown_flag_is_a_usage_error_not_a_panic() {
+        let err = ServerOptions::try_parse_from(["kube-apiserver", "--no-such-flag"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            ["kube-apiserver", "--secure-port=70000"],
+            ["kube-apiserver", "--bind-address=not-an-ip"],
+            ["kube-apiserver", "--tls-cert-file=/only/the/cert"],
+        ] {
+            assert!(ServerOptions::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn etcd_servers_and_storage_url_conflict() {
+        let result = ServerOptions::try_parse_from([
+            "kube-apiserver",
+            "--etcd-servers=http://127.0.0.1:2379",
+            "--storage-url=memory://",
+        ]);
+        assert!(result.is_err());
+    }
+}

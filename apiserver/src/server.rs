@@ -1,0 +1,390 @@
+//! The serving loop: opens the storage named by the flags, loads or generates the
+//! certificates, and serves the router over TLS (HTTP/1.1 and HTTP/2 by ALPN), asking
+//! for optional client certificates verified against the client CA, whose subject
+//! becomes the request's user. Shutdown stops accepting, fails `/readyz`, and drains
+//! open connections for a bounded time.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::auth::UserInfo;
+use crate::certs::{self, CertError, Pki};
+use crate::http::{self, AppState};
+use crate::options::{DEFAULT_STORAGE_URL, ServerOptions};
+use crate::storage::{self, DEFAULT_COMPACTION_INTERVAL, OpenError, Storage, etcd};
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for open connections to finish their requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors from starting or running the apiserver.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The storage backend could not be opened.
+    #[error("cannot open the storage: {0}")]
+    Storage(#[from] OpenError),
+    /// A directory for the embedded store could not be created.
+    #[error("cannot create {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Certificates could not be loaded or generated.
+    #[error(transparent)]
+    Certs(#[from] CertError),
+    /// A certificate or key file could not be used.
+    #[error("invalid TLS material in {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the configuration.
+    #[error("invalid TLS configuration: {0}")]
+    Tls(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// An apiserver that is listening but not yet serving: its address and certificates
+/// are known, so a caller can write kubeconfigs before calling [`Server::serve`].
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: AppState,
+    local_addr: SocketAddr,
+    pki: Option<Pki>,
+    compactor: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the storage, prepares TLS and binds the listening socket.
+    pub async fn bind(options: &ServerOptions) -> Result<Server, ServerError> {
+        let storage = open_storage(options).await?;
+        let (tls, pki) = tls_config(options)?;
+        let address = SocketAddr::new(options.bind_address, options.secure_port);
+        let bind_err = |source| ServerError::Bind { address, source };
+        let listener = TcpListener::bind(address).await.map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        let state = AppState::new(
+            storage.clone(),
+            SocketAddr::new(options.advertised_address(), local_addr.port()),
+        );
+        let compactor = storage::spawn_compactor(storage, DEFAULT_COMPACTION_INTERVAL);
+        Ok(Server {
+            listener,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            state,
+            local_addr,
+            pki,
+            compactor,
+        })
+    }
+
+    /// The address the server listens on (with the actual port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL a client on this machine uses: loopback when listening on every address.
+    pub fn client_url(&self) -> String {
+        let ip = match self.local_addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv6() => "::1".parse().unwrap_or(ip),
+            ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+            ip => ip,
+        };
+        format!("https://{}", SocketAddr::new(ip, self.local_addr.port()))
+    }
+
+    /// The generated certificates, when no serving certificate was given.
+    pub fn pki(&self) -> Option<&Pki> {
+        self.pki.as_ref()
+    }
+
+    /// The admin kubeconfig for this server, when its certificates were generated.
+    pub fn admin_kubeconfig(&self) -> Option<String> {
+        self.pki
+            .as_ref()
+            .map(|pki| pki.admin_kubeconfig(&self.client_url()))
+    }
+
+    /// Serves until `shutdown` completes, then drains connections and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let Server {
+            listener,
+            acceptor,
+            state,
+            local_addr,
+            compactor,
+            ..
+        } = self;
+        let router = http::router(state.clone());
+        let graceful = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        tracing::info!(address = %local_addr, "serving securely");
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // out of file descriptors and the like: wait instead of spinning
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let (acceptor, router, builder, watcher) = (
+                acceptor.clone(),
+                router.clone(),
+                builder.clone(),
+                graceful.watcher(),
+            );
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let user = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| UserInfo::from_client_certificate(leaf))
+                    .unwrap_or_else(UserInfo::anonymous);
+                let service =
+                    hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                        request.extensions_mut().insert(user.clone());
+                        router.clone().oneshot(request)
+                    });
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        tracing::info!("shutting down: no new connections, draining open ones");
+        state.begin_shutdown();
+        drop(listener);
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+        }
+        compactor.abort();
+        Ok(())
+    }
+}
+
+/// The backend named by the flags: etcd when `--etcd-servers` is given, otherwise
+/// `--storage-url` (the embedded store by default).
+async fn open_storage(options: &ServerOptions) -> Result<Arc<dyn Storage>, ServerError> {
+    if !options.etcd_servers.is_empty() {
+        let endpoints = options
+            .etcd_servers
+            .iter()
+            .map(|s| {
+                if s.contains("://") {
+                    s.clone()
+                } else {
+                    format!("http://{s}")
+                }
+            })
+            .collect();
+        let config = etcd::EtcdConfig {
+            endpoints,
+            ca_file: options.etcd_cafile.clone(),
+            cert_file: options.etcd_certfile.clone(),
+            key_file: options.etcd_keyfile.clone(),
+            ..Default::default()
+        };
+        let store = etcd::EtcdStore::connect(config)
+            .await
+            .map_err(OpenError::from)?;
+        return Ok(Arc::new(store));
+    }
+    let url = options
+        .storage_url
+        .as_deref()
+        .unwrap_or(DEFAULT_STORAGE_URL);
+    if let Some(parent) = url
+        .strip_prefix("sqlite://")
+        .and_then(|p| std::path::Path::new(p).parent())
+    {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|source| ServerError::DataDir {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+    }
+    Ok(storage::open(url).await?)
+}
+
+/// The rustls configuration: the given serving certificate and client CA, or ones
+/// generated under `--cert-dir` (then also returned).
+fn tls_config(options: &ServerOptions) -> Result<(rustls::ServerConfig, Option<Pki>), ServerError> {
+    let (cert_pem, key_pem, client_ca_pem, pki) =
+        match (&options.tls_cert_file, &options.tls_private_key_file) {
+            (Some(cert), Some(key)) => {
+                let client_ca = options.client_ca_file.as_ref().map(read).transpose()?;
+                (read(cert)?, read(key)?, client_ca, None)
+            }
+            _ => {
+                let hosts =
+                    certs::serving_hosts(&[options.bind_address, options.advertised_address()]);
+                let pki = certs::ensure(&options.cert_dir, &hosts)?;
+                let client_ca = match &options.client_ca_file {
+                    Some(path) => read(path)?,
+                    None => pki.ca_cert_pem.clone().into_bytes(),
+                };
+                (
+                    pki.serving_cert_pem.clone().into_bytes(),
+                    pki.serving_key_pem.clone().into_bytes(),
+                    Some(client_ca),
+                    Some(pki),
+                )
+            }
+        };
+    let cert_path = || {
+        options
+            .tls_cert_file
+            .clone()
+            .unwrap_or_else(|| options.cert_dir.join(certs::SERVING_CERT))
+    };
+    let key_path = || {
+        options
+            .tls_private_key_file
+            .clone()
+            .unwrap_or_else(|| options.cert_dir.join(certs::SERVING_KEY))
+    };
+    let ca_path = || {
+        options
+            .client_ca_file
+            .clone()
+            .unwrap_or_else(|| options.cert_dir.join(certs::CA_CERT))
+    };
+
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServerError::TlsFile {
+            path: cert_path(),
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(ServerError::TlsFile {
+            path: cert_path(),
+            reason: "no certificate found".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| ServerError::TlsFile {
+        path: key_path(),
+        reason: e.to_string(),
+    })?;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = match client_ca_pem {
+        Some(pem) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| ServerError::TlsFile {
+                    path: ca_path(),
+                    reason: e.to_string(),
+                })?;
+                roots.add(cert).map_err(|e| ServerError::TlsFile {
+                    path: ca_path(),
+                    reason: e.to_string(),
+                })?;
+            }
+            // optional: health checks and anonymous callers connect without a certificate
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| ServerError::TlsFile {
+                    path: ca_path(),
+                    reason: e.to_string(),
+                })?
+        }
+        None => WebPkiClientVerifier::no_client_auth(),
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((config, pki))
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, ServerError> {
+    std::fs::read(path).map_err(|e| ServerError::TlsFile {
+        path: path.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs kube-apiserver with `options` until SIGINT or SIGTERM. When certificates are
+/// generated, the admin kubeconfig is written to `<cert-dir>/admin.kubeconfig`.
+pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
+    let server = Server::bind(&options).await?;
+    if let Some(kubeconfig) = server.admin_kubeconfig() {
+        let path = options.cert_dir.join("admin.kubeconfig");
+        certs::write_private_file(&path, kubeconfig.as_bytes())?;
+        tracing::info!(path = %path.display(), "wrote the admin kubeconfig");
+    }
+    server.serve(shutdown_signal()).await
+}
