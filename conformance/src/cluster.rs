@@ -1,0 +1,86 @@
+//! The cluster under test, reached through stock kubectl and a kubeconfig.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Errors talking to the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// kubectl could not be started (not on PATH?).
+    #[error("running {kubectl}: {source}")]
+    Kubectl {
+        /// The kubectl binary tried.
+        kubectl: String,
+        /// Why it failed to start.
+        source: std::io::Error,
+    },
+    /// kubectl ran and failed.
+    #[error("kubectl {args}: {stderr}")]
+    Failed {
+        /// The arguments given.
+        args: String,
+        /// What kubectl printed on stderr.
+        stderr: String,
+    },
+    /// The answer was not the JSON expected.
+    #[error("kubectl {args}: not JSON: {source}")]
+    NotJson {
+        /// The arguments given.
+        args: String,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+}
+
+/// A cluster and the kubectl used to reach it.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    kubeconfig: PathBuf,
+    kubectl: String,
+}
+
+impl Cluster {
+    /// A cluster reached with `kubectl --kubeconfig <kubeconfig>`.
+    pub fn new(kubeconfig: impl Into<PathBuf>) -> Self {
+        Cluster {
+            kubeconfig: kubeconfig.into(),
+            kubectl: "kubectl".into(),
+        }
+    }
+
+    /// Uses another kubectl binary (e.g. `kubectl.1.27` for version skew).
+    pub fn with_kubectl(mut self, kubectl: impl Into<String>) -> Self {
+        self.kubectl = kubectl.into();
+        self
+    }
+
+    /// Runs kubectl with `args` and returns its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String, ClusterError> {
+        let output = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .map_err(|source| ClusterError::Kubectl {
+                kubectl: self.kubectl.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(ClusterError::Failed {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `kubectl get --raw <path>`, decoded as JSON.
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value, ClusterError> {
+        let body = self.kubectl(&["get", "--raw", path])?;
+        serde_json::from_str(&body).map_err(|source| ClusterError::NotJson {
+            args: format!("get --raw {path}"),
+            source,
+        })
+    }
+}
