@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash hack/install-deps.sh
+# Stock kubectl (and the kubectl.1.NN beside it) comes with the machine, not from apt.
+command -v kubectl >/dev/null || { echo "test.sh: kubectl must be on PATH" >&2; exit 1; }
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
