@@ -7,6 +7,7 @@ pub mod auth;
 pub mod certs;
 pub mod http;
 pub mod options;
+pub mod registry;
 mod server;
 pub mod storage;
 

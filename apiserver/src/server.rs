@@ -58,6 +58,9 @@ pub enum ServerError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The system namespaces could not be created.
+    #[error("cannot create the system namespaces: {0}")]
+    Bootstrap(String),
     /// rustls refused the configuration.
     #[error("invalid TLS configuration: {0}")]
     Tls(String),
@@ -95,6 +98,11 @@ impl Server {
             storage.clone(),
             SocketAddr::new(options.advertised_address(), local_addr.port()),
         );
+        state
+            .registry()
+            .ensure_system_namespaces()
+            .await
+            .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
         let compactor = storage::spawn_compactor(storage, DEFAULT_COMPACTION_INTERVAL);
         Ok(Server {
             listener,

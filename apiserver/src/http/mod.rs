@@ -4,6 +4,9 @@
 
 mod discovery;
 mod health;
+mod patch;
+mod resources;
+mod table;
 mod version;
 
 use std::net::SocketAddr;
@@ -17,9 +20,10 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 
 use crate::auth::{self, UserInfo};
+use crate::registry::Registry;
 use crate::storage::Storage;
 
 pub use version::VersionInfo;
@@ -33,6 +37,7 @@ pub struct AppState {
 
 struct Inner {
     storage: Arc<dyn Storage>,
+    registry: Registry,
     advertised: SocketAddr,
     shutting_down: AtomicBool,
 }
@@ -43,6 +48,7 @@ impl AppState {
     pub fn new(storage: Arc<dyn Storage>, advertised: SocketAddr) -> Self {
         AppState {
             inner: Arc::new(Inner {
+                registry: Registry::new(storage.clone()),
                 storage,
                 advertised,
                 shutting_down: AtomicBool::new(false),
@@ -53,6 +59,11 @@ impl AppState {
     /// The storage backend.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.inner.storage
+    }
+
+    /// The generic registry serving every resource.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 
     /// The address advertised to clients.
@@ -93,6 +104,12 @@ pub fn router(state: AppState) -> Router {
         .route("/apis/{group}/", get(discovery::group))
         .route("/apis/{group}/{version}", get(discovery::group_resources))
         .route("/apis/{group}/{version}/", get(discovery::group_resources))
+        .route("/api/v1/{*rest}", any(resources::core))
+        .route("/apis/{group}/{version}/{*rest}", any(resources::grouped))
+        // Bodies are checked against upstream's 3 MiB limit (413) by the handlers.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            resources::MAX_REQUEST_BODY_BYTES + 1,
+        ))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(authorize))

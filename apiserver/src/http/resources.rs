@@ -1,0 +1,601 @@
+//! The REST surface of every resource: path parsing (upstream's `RequestInfoFactory`),
+//! verb dispatch, body decoding with upstream's limits and messages, content
+//! negotiation (JSON, Table) and watch streaming, over the generic [`Registry`].
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use apimachinery::errors::StatusError;
+use apimachinery::resources::{self, ResourceInfo};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::{AppState, json as json_response, not_found, status_response, table};
+use crate::registry::{self, ListParams, Part, Registry, Selectors};
+use crate::storage::{Preconditions, WatchEvent};
+
+/// Upstream's limit on a request body (3 MiB).
+pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// What a resource path names (upstream's `RequestInfo` for resource requests).
+#[derive(Debug, PartialEq)]
+struct Target<'a> {
+    namespace: Option<&'a str>,
+    resource: &'a str,
+    name: Option<&'a str>,
+    subresource: Option<&'a str>,
+    legacy_watch: bool,
+}
+
+/// Splits the path after `/api/v1/` or `/apis/<group>/<version>/`.
+fn parse_target(rest: &str) -> Option<Target<'_>> {
+    let mut parts: Vec<&str> = rest.split('/').collect();
+    if parts.last() == Some(&"") {
+        parts.pop();
+    }
+    let mut legacy_watch = false;
+    if parts.first() == Some(&"watch") {
+        legacy_watch = true;
+        parts.remove(0);
+    }
+    if parts.iter().any(|p| p.is_empty()) || parts.is_empty() {
+        return None;
+    }
+    // `namespaces/<ns>/<resource>...`, except the namespace's own subresources.
+    let namespaced = parts[0] == "namespaces"
+        && parts.len() >= 3
+        && !(parts.len() == 3 && ["status", "finalize"].contains(&parts[2]));
+    let (namespace, rest) = if namespaced {
+        (Some(parts[1]), &parts[2..])
+    } else {
+        (None, &parts[..])
+    };
+    if rest.len() > 3 {
+        return None;
+    }
+    Some(Target {
+        namespace,
+        resource: rest[0],
+        name: rest.get(1).copied(),
+        subresource: rest.get(2).copied(),
+        legacy_watch,
+    })
+}
+
+/// `/api/v1/...`
+pub async fn core(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&state, "", "v1", &rest, method, query, &headers, body).await
+}
+
+/// `/apis/<group>/<version>/...`
+pub async fn grouped(
+    State(state): State<AppState>,
+    Path((group, version, rest)): Path<(String, String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(
+        &state, &group, &version, &rest, method, query, &headers, body,
+    )
+    .await
+}
+
+fn error(e: StatusError) -> Response {
+    status_response(e.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    state: &AppState,
+    group: &str,
+    version: &str,
+    rest: &str,
+    method: Method,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(target) = parse_target(rest) else {
+        return not_found();
+    };
+    let Some(resource) = resources::find(group, version, target.resource) else {
+        return not_found();
+    };
+    // A namespaced resource is reached inside a namespace (or listed across all of
+    // them); a cluster-scoped one never is.
+    if (target.namespace.is_some() && !resource.namespaced)
+        || (target.namespace.is_none() && resource.namespaced && target.name.is_some())
+    {
+        return not_found();
+    }
+    let part = match target.subresource {
+        None => Part::Main,
+        Some("status") if resource.subresource("status").is_some() => Part::Status,
+        Some(_) => return not_found(),
+    };
+    let params: HashMap<String, String> = query
+        .as_deref()
+        .map(|q| form_urlencoded_pairs(q).into_iter().collect())
+        .unwrap_or_default();
+    let watching =
+        target.legacy_watch || params.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let verb = match (&method, target.name, watching) {
+        (&Method::GET, None, true) => "watch",
+        (&Method::GET, None, false) => "list",
+        (&Method::GET, Some(_), true) => "watch",
+        (&Method::GET, Some(_), false) => "get",
+        (&Method::POST, None, _) => "create",
+        (&Method::PUT, Some(_), _) => "update",
+        (&Method::PATCH, Some(_), _) => "patch",
+        (&Method::DELETE, Some(_), _) => "delete",
+        (&Method::DELETE, None, _) => "deletecollection",
+        _ => "",
+    };
+    let allowed = match part {
+        Part::Main => resource.has_verb(verb),
+        Part::Status => resource
+            .subresource("status")
+            .is_some_and(|s| s.has_verb(verb)),
+    };
+    if verb.is_empty() || !allowed {
+        let action = if verb.is_empty() {
+            method.as_str().to_ascii_lowercase()
+        } else {
+            verb.to_owned()
+        };
+        return error(StatusError::method_not_supported(
+            &resource.group_resource(),
+            &action,
+        ));
+    }
+    if matches!(verb, "create" | "update") && !is_json(headers) {
+        return error(StatusError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+        ]));
+    }
+    let registry = state.registry();
+    let dry_run = params.get("dryRun").is_some_and(|d| d == "All");
+    let result = match verb {
+        "get" => registry
+            .get(resource, target.namespace, target.name.unwrap_or(""))
+            .await
+            .map(|o| (StatusCode::OK, o)),
+        "list" => {
+            let list_params = list_params(&params);
+            match registry
+                .list(resource, target.namespace, &list_params)
+                .await
+            {
+                Ok(list) => return respond_list(resource, list, &params, headers),
+                Err(e) => Err(e),
+            }
+        }
+        "watch" => return watch(registry, resource, &target, &params, headers).await,
+        "create" => match decode_body(&body) {
+            Ok(object) => registry
+                .create(resource, target.namespace, object, dry_run)
+                .await
+                .map(|o| (StatusCode::CREATED, o)),
+            Err(e) => Err(e),
+        },
+        "update" => match decode_body(&body) {
+            Ok(object) => registry
+                .update(
+                    resource,
+                    target.namespace,
+                    target.name.unwrap_or(""),
+                    object,
+                    part,
+                    dry_run,
+                )
+                .await
+                .map(|o| (StatusCode::OK, o)),
+            Err(e) => Err(e),
+        },
+        "patch" => super::patch::patch(
+            registry,
+            resource,
+            target.namespace,
+            target.name.unwrap_or(""),
+            part,
+            headers,
+            &body,
+            dry_run,
+        )
+        .await
+        .map(|o| (StatusCode::OK, o)),
+        "delete" => {
+            let preconditions = match delete_preconditions(&body) {
+                Ok(p) => p,
+                Err(e) => return error(e),
+            };
+            registry
+                .delete(
+                    resource,
+                    target.namespace,
+                    target.name.unwrap_or(""),
+                    &preconditions,
+                    dry_run,
+                )
+                .await
+                .map(|o| (StatusCode::OK, o))
+        }
+        "deletecollection" => registry
+            .delete_collection(resource, target.namespace, &list_params(&params), dry_run)
+            .await
+            .map(|o| (StatusCode::OK, o)),
+        _ => Err(StatusError::method_not_supported(
+            &resource.group_resource(),
+            verb,
+        )),
+    };
+    match result {
+        Ok((code, object)) => respond_object(resource, code, object, &params, headers),
+        Err(e) => error(e),
+    }
+}
+
+/// Query pairs, percent-decoded.
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn list_params(params: &HashMap<String, String>) -> ListParams {
+    ListParams {
+        label_selector: params.get("labelSelector").cloned(),
+        field_selector: params.get("fieldSelector").cloned(),
+        limit: params.get("limit").and_then(|l| l.parse().ok()),
+        continue_token: params.get("continue").cloned(),
+        resource_version: params.get("resourceVersion").cloned(),
+        resource_version_match: params.get("resourceVersionMatch").cloned(),
+    }
+}
+
+/// Decodes a JSON request body with upstream's limit and messages.
+pub fn decode_body(body: &[u8]) -> Result<Value, StatusError> {
+    if body.len() > MAX_REQUEST_BODY_BYTES {
+        return Err(StatusError::request_entity_too_large(&format!(
+            "limit is {MAX_REQUEST_BODY_BYTES}"
+        )));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        StatusError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })?;
+    if !value.is_object() {
+        return Err(StatusError::bad_request(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal into Go value of type struct",
+        ));
+    }
+    Ok(value)
+}
+
+/// Preconditions of a DeleteOptions body (empty body: none).
+fn delete_preconditions(body: &[u8]) -> Result<Preconditions, StatusError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Preconditions::default());
+    }
+    let options = decode_body(body)?;
+    let preconditions = &options["preconditions"];
+    let resource_version = match preconditions["resourceVersion"].as_str() {
+        Some(rv) => Some(registry::parse_resource_version(rv)?),
+        None => None,
+    };
+    Ok(Preconditions {
+        uid: preconditions["uid"].as_str().map(str::to_owned),
+        resource_version,
+    })
+}
+
+/// Whether the request body is JSON (no Content-Type is taken as JSON, as upstream).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_none_or(|c| {
+            let media = c.split(';').next().unwrap_or("").trim();
+            media.is_empty() || media == "application/json" || media == "*/*"
+        })
+}
+
+/// Whether the client asked for a Table (`as=Table;g=meta.k8s.io`).
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|accept| {
+            accept
+                .split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=Table"))
+        })
+}
+
+fn respond_object(
+    resource: &ResourceInfo,
+    code: StatusCode,
+    object: Value,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    if wants_table(headers) {
+        let include = params
+            .get("includeObject")
+            .map_or("Metadata", String::as_str);
+        let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
+        return json_response(
+            code,
+            &table::table(
+                resource,
+                std::slice::from_ref(&object),
+                metadata,
+                include,
+                true,
+            ),
+        );
+    }
+    json_response(code, &object)
+}
+
+fn respond_list(
+    resource: &ResourceInfo,
+    mut list: Value,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    if wants_table(headers) {
+        let include = params
+            .get("includeObject")
+            .map_or("Metadata", String::as_str);
+        let items = list["items"].take();
+        let items = items.as_array().map(Vec::as_slice).unwrap_or(&[]);
+        return json_response(
+            StatusCode::OK,
+            &table::table(resource, items, list["metadata"].take(), include, true),
+        );
+    }
+    json_response(StatusCode::OK, &list)
+}
+
+/// Streams watch events as JSON lines, as upstream's `WatchServer`.
+async fn watch(
+    registry: &Registry,
+    resource: &'static ResourceInfo,
+    target: &Target<'_>,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let mut list_params = list_params(params);
+    if let Some(name) = target.name {
+        // Watching one object is a watch with a metadata.name field selector.
+        let by_name = format!("metadata.name={name}");
+        list_params.field_selector =
+            Some(match list_params.field_selector.filter(|f| !f.is_empty()) {
+                Some(f) => format!("{f},{by_name}"),
+                None => by_name,
+            });
+    }
+    let selectors = match Selectors::parse(resource, &list_params) {
+        Ok(s) => s,
+        Err(e) => return error(e),
+    };
+    let bookmarks = params
+        .get("allowWatchBookmarks")
+        .is_some_and(|b| b == "true");
+    let stream = match registry
+        .watch(
+            resource,
+            target.namespace,
+            list_params.resource_version.as_deref(),
+            bookmarks,
+        )
+        .await
+    {
+        Ok(stream) => stream,
+        Err(e) => return error(e),
+    };
+    let as_table = wants_table(headers);
+    let include = params
+        .get("includeObject")
+        .cloned()
+        .unwrap_or_else(|| "Metadata".into());
+    let timeout = params
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let mut first = true;
+    let lines = stream
+        .take_until(tokio::time::sleep_until(deadline))
+        .filter_map(move |event| {
+            let line = event_line(resource, &selectors, event, as_table, &include, first);
+            if line.is_some() {
+                first = false;
+            }
+            futures::future::ready(line)
+        })
+        .map(Ok::<Bytes, Infallible>);
+    let mut response = Response::new(Body::from_stream(lines));
+    let content_type = if as_table {
+        "application/json;as=Table;v=v1;g=meta.k8s.io"
+    } else {
+        "application/json"
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    response.into_response()
+}
+
+/// One watch event as a JSON line, or `None` when the selectors filter it out. A
+/// modification that moves an object in or out of the selection is sent as ADDED or
+/// DELETED, as upstream's cacher does.
+fn event_line(
+    resource: &ResourceInfo,
+    selectors: &Selectors,
+    event: Result<WatchEvent, crate::storage::StorageError>,
+    as_table: bool,
+    include: &str,
+    headers: bool,
+) -> Option<Bytes> {
+    let (kind, object) = match event {
+        Ok(WatchEvent::Added(kv)) => ("ADDED", Registry::decode_object(&kv).ok()?),
+        Ok(WatchEvent::Modified { kv, prev_value }) => {
+            let object = Registry::decode_object(&kv).ok()?;
+            let was = prev_value
+                .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
+                .map(|p| selectors.matches(resource, &p));
+            match (was, selectors.matches(resource, &object)) {
+                (Some(false), true) => ("ADDED", object),
+                (Some(true), false) => ("DELETED", object),
+                _ => ("MODIFIED", object),
+            }
+        }
+        Ok(WatchEvent::Deleted(kv)) => ("DELETED", Registry::decode_object(&kv).ok()?),
+        Ok(WatchEvent::Bookmark(revision)) => {
+            let object = json!({"kind": resource.kind, "apiVersion": resource.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
+            return line("BOOKMARK", &object);
+        }
+        Err(e) => {
+            let status = registry::storage_error(e, &resource.group_resource(), "");
+            return line("ERROR", &serde_json::to_value(status.0).ok()?);
+        }
+    };
+    let in_selection = selectors.matches(resource, &object) || kind == "DELETED";
+    if !in_selection {
+        return None;
+    }
+    if as_table {
+        let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
+        return line(
+            kind,
+            &table::table(
+                resource,
+                std::slice::from_ref(&object),
+                metadata,
+                include,
+                headers,
+            ),
+        );
+    }
+    line(kind, &object)
+}
+
+fn line(kind: &str, object: &Value) -> Option<Bytes> {
+    let mut bytes = serde_json::to_vec(&json!({"type": kind, "object": object})).ok()?;
+    bytes.push(b'\n');
+    Some(Bytes::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_like_upstream_request_info() {
+        let t = parse_target("namespaces/default/pods/web/status").unwrap();
+        assert_eq!(
+            (t.namespace, t.resource, t.name, t.subresource),
+            (Some("default"), "pods", Some("web"), Some("status"))
+        );
+        let t = parse_target("namespaces/default").unwrap();
+        assert_eq!(
+            (t.namespace, t.resource, t.name),
+            (None, "namespaces", Some("default"))
+        );
+        let t = parse_target("namespaces/kube-system/finalize").unwrap();
+        assert_eq!(
+            (t.namespace, t.resource, t.name, t.subresource),
+            (None, "namespaces", Some("kube-system"), Some("finalize"))
+        );
+        let t = parse_target("nodes/n1/status").unwrap();
+        assert_eq!(
+            (t.resource, t.name, t.subresource),
+            ("nodes", Some("n1"), Some("status"))
+        );
+        let t = parse_target("watch/namespaces/d/configmaps").unwrap();
+        assert!(t.legacy_watch);
+        assert_eq!((t.namespace, t.resource), (Some("d"), "configmaps"));
+        assert!(parse_target("namespaces/d/pods/a/b/c").is_none());
+        assert!(parse_target("pods//x").is_none());
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        let pairs = form_urlencoded_pairs("labelSelector=app%3Dweb%2Ctier+in+%28a%29&limit=500");
+        assert_eq!(
+            pairs[0],
+            ("labelSelector".into(), "app=web,tier in (a)".into())
+        );
+        assert_eq!(pairs[1], ("limit".into(), "500".into()));
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn bodies_are_checked() {
+        assert!(
+            decode_body(b"{")
+                .unwrap_err()
+                .0
+                .message
+                .starts_with("couldn't get version/kind; json parse error")
+        );
+        assert_eq!(
+            decode_body(&vec![b' '; MAX_REQUEST_BODY_BYTES + 1])
+                .unwrap_err()
+                .http_status(),
+            413
+        );
+        assert!(decode_body(b"[1]").is_err());
+    }
+}

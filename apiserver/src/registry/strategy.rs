@@ -1,0 +1,305 @@
+//! Per-resource rules on top of the generic registry, as upstream's per-resource
+//! `strategy.go` files (`PrepareForCreate`, `PrepareForUpdate`, `Validate`,
+//! graceful deletion): what a create defaults, how names are validated, what the main
+//! resource and the status subresource may change, and how deletion proceeds.
+//!
+//! Today these are the generic rules plus the namespace and pod specifics that kubectl
+//! users meet first; typed validation per resource follows.
+
+use apimachinery::errors::FieldError;
+use apimachinery::resources::ResourceInfo;
+use serde_json::{Map, Value, json};
+
+use super::Part;
+use super::meta::{self, NameRule};
+
+/// Kinds whose `metadata.generation` tracks spec changes (their strategies set it).
+const GENERATION_KINDS: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+    "Ingress",
+    "CustomResourceDefinition",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+];
+
+fn tracks_generation(resource: &ResourceInfo) -> bool {
+    GENERATION_KINDS.contains(&resource.kind)
+}
+
+fn has_status(resource: &ResourceInfo) -> bool {
+    resource.subresource("status").is_some()
+}
+
+fn is(resource: &ResourceInfo, group: &str, plural: &str) -> bool {
+    resource.group == group && resource.plural == plural
+}
+
+/// How `resource` validates names (upstream's per-resource `ValidateXName`).
+pub fn name_rule(resource: &ResourceInfo) -> NameRule {
+    match (resource.group, resource.plural) {
+        ("", "namespaces") | ("", "services") | ("", "replicationcontrollers") => NameRule::Label,
+        ("rbac.authorization.k8s.io", _) | ("", "events") | ("events.k8s.io", _) => {
+            NameRule::PathSegment
+        }
+        _ => NameRule::Subdomain,
+    }
+}
+
+/// Defaults and resets of a create, before validation.
+pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
+    if tracks_generation(resource) {
+        meta::set_meta(object, "generation", 1);
+    } else {
+        meta::remove_meta(object, "generation");
+    }
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    if is(resource, "", "namespaces") {
+        let spec = map.entry("spec").or_insert_with(|| json!({}));
+        if let Some(spec) = spec.as_object_mut() {
+            spec.entry("finalizers")
+                .or_insert_with(|| json!(["kubernetes"]));
+        }
+        map.insert("status".into(), json!({"phase": "Active"}));
+    } else if is(resource, "", "pods") {
+        map.insert("status".into(), json!({"phase": "Pending"}));
+    } else if has_status(resource) {
+        // A client may not set status on create; the controllers report it.
+        map.remove("status");
+    }
+}
+
+/// Validation of a new object.
+pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
+    meta::validate_object_meta(object, resource.namespaced, name_rule(resource))
+}
+
+/// Validation of an update: the new object's own rules plus immutable fields.
+pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errors = validate(resource, new);
+    if old.get("immutable") == Some(&Value::Bool(true))
+        && (is(resource, "", "configmaps") || is(resource, "", "secrets"))
+    {
+        for field in ["data", "binaryData", "stringData"] {
+            if new.get(field) != old.get(field) {
+                errors.push(FieldError::forbidden(
+                    field,
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
+        if new.get("immutable") != Some(&Value::Bool(true)) {
+            errors.push(FieldError::forbidden(
+                "immutable",
+                "field is immutable when `immutable` is set",
+            ));
+        }
+    }
+    errors
+}
+
+/// The object an update stores: the body, with the system fields kept from the
+/// current object, and for resources with a status subresource the part the request
+/// may not change kept as it was (upstream's `PrepareForUpdate` of the resource's
+/// strategy and of its status strategy).
+pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part: Part) -> Value {
+    let mut updated = match part {
+        Part::Main => {
+            let mut updated = body.clone();
+            if has_status(resource)
+                && let Some(map) = updated.as_object_mut()
+            {
+                match current.get("status") {
+                    Some(status) => map.insert("status".into(), status.clone()),
+                    None => map.remove("status"),
+                };
+            }
+            updated
+        }
+        Part::Status => {
+            let mut updated = current.clone();
+            if let Some(map) = updated.as_object_mut() {
+                match body.get("status") {
+                    Some(status) => map.insert("status".into(), status.clone()),
+                    None => map.remove("status"),
+                };
+            }
+            updated
+        }
+    };
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match current.get("metadata").and_then(|m| m.get(field)) {
+            Some(value) => meta::set_meta(&mut updated, field, value.clone()),
+            None => meta::remove_meta(&mut updated, field),
+        }
+    }
+    if part == Part::Main && tracks_generation(resource) && spec_changed(current, &updated) {
+        let generation = current
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta::set_meta(&mut updated, "generation", generation + 1);
+    }
+    updated
+}
+
+/// Whether anything but metadata and status differs.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| -> Map<String, Value> {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| *k != "metadata" && *k != "status")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    strip(old) != strip(new)
+}
+
+/// Whether deleting `object` marks it (deletionTimestamp) instead of removing it:
+/// finalizers are pending, it is a namespace (its content must go first), a pod bound to
+/// a node (its kubelet stops it first), or it is already being deleted.
+pub fn deletes_gracefully(resource: &ResourceInfo, object: &Value) -> bool {
+    !meta::finalizers(object).is_empty()
+        || is(resource, "", "namespaces")
+        || (is(resource, "", "pods")
+            && object
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty()))
+        || meta::meta_str(object, "deletionTimestamp").is_some()
+}
+
+/// Marks an object as being deleted, as upstream's `BeforeDelete`.
+pub fn mark_deleted(resource: &ResourceInfo, object: &mut Value) {
+    if meta::meta_str(object, "deletionTimestamp").is_none() {
+        meta::set_meta(object, "deletionTimestamp", meta::now_rfc3339());
+        let grace = if is(resource, "", "pods") {
+            object
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30)
+        } else {
+            0
+        };
+        meta::set_meta(object, "deletionGracePeriodSeconds", grace);
+    }
+    if is(resource, "", "namespaces")
+        && let Some(map) = object.as_object_mut()
+    {
+        map.insert("status".into(), json!({"phase": "Terminating"}));
+    }
+}
+
+/// Whether an object marked for deletion may now be removed from storage: no
+/// finalizers left, a namespace's own finalizers done, a pod's grace period over.
+pub fn ready_to_delete(resource: &ResourceInfo, object: &Value) -> bool {
+    if meta::meta_str(object, "deletionTimestamp").is_none() || !meta::finalizers(object).is_empty()
+    {
+        return false;
+    }
+    if is(resource, "", "namespaces") {
+        return object
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+    }
+    if is(resource, "", "pods") {
+        return object
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apimachinery::resources::find;
+
+    #[test]
+    fn namespaces_default_their_finalizer_and_phase() {
+        let ns = find("", "v1", "namespaces").unwrap();
+        let mut object = json!({"metadata": {"name": "a"}});
+        prepare_for_create(ns, &mut object);
+        assert_eq!(object["spec"]["finalizers"], json!(["kubernetes"]));
+        assert_eq!(object["status"]["phase"], "Active");
+        assert!(object["metadata"].get("generation").is_none());
+    }
+
+    #[test]
+    fn main_updates_keep_status_and_bump_generation_on_spec_change() {
+        let deployments = find("apps", "v1", "deployments").unwrap();
+        let current = json!({"metadata": {"name": "d", "uid": "u", "generation": 1}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let body = json!({"metadata": {"name": "d", "uid": "other"}, "spec": {"replicas": 3}, "status": {"replicas": 9}});
+        let updated = merge_update(deployments, &current, &body, Part::Main);
+        assert_eq!(updated["status"]["replicas"], 1, "status kept");
+        assert_eq!(updated["metadata"]["uid"], "u", "uid kept");
+        assert_eq!(updated["metadata"]["generation"], 2);
+        let labels_only =
+            json!({"metadata": {"name": "d", "labels": {"a": "b"}}, "spec": {"replicas": 1}});
+        assert_eq!(
+            merge_update(deployments, &current, &labels_only, Part::Main)["metadata"]["generation"],
+            1
+        );
+    }
+
+    #[test]
+    fn status_updates_change_status_only() {
+        let deployments = find("apps", "v1", "deployments").unwrap();
+        let current =
+            json!({"metadata": {"name": "d", "labels": {"a": "b"}}, "spec": {"replicas": 1}});
+        let body = json!({"metadata": {"name": "d"}, "spec": {"replicas": 5}, "status": {"readyReplicas": 1}});
+        let updated = merge_update(deployments, &current, &body, Part::Status);
+        assert_eq!(updated["spec"]["replicas"], 1);
+        assert_eq!(updated["status"]["readyReplicas"], 1);
+        assert_eq!(updated["metadata"]["labels"]["a"], "b");
+    }
+
+    #[test]
+    fn deletion_rules() {
+        let pods = find("", "v1", "pods").unwrap();
+        let cms = find("", "v1", "configmaps").unwrap();
+        assert!(!deletes_gracefully(
+            pods,
+            &json!({"metadata": {"name": "p"}, "spec": {}})
+        ));
+        let bound = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n"}});
+        assert!(deletes_gracefully(pods, &bound));
+        let mut marked = bound.clone();
+        mark_deleted(pods, &mut marked);
+        assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+        assert!(!ready_to_delete(pods, &marked));
+        let mut cm = json!({"metadata": {"name": "c", "finalizers": ["x/y"]}});
+        assert!(deletes_gracefully(cms, &cm));
+        mark_deleted(cms, &mut cm);
+        assert!(!ready_to_delete(cms, &cm));
+        cm["metadata"]["finalizers"] = json!([]);
+        assert!(ready_to_delete(cms, &cm));
+    }
+}
