@@ -72,13 +72,42 @@ pub struct ServerOptions {
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
 
+    /// A CIDR notation IP range from which to assign service cluster IPs.
+    #[arg(long, default_value = "10.96.0.0/12", value_parser = parse_service_cidr)]
+    pub service_cluster_ip_range: (std::net::Ipv4Addr, u8),
+
+    /// A port range to reserve for services with NodePort visibility, inclusive at both ends.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    pub service_node_port_range: (u16, u16),
+
     /// The directory where the TLS certs are located. If --tls-cert-file and
     /// --tls-private-key-file are provided, this flag will be ignored.
     #[arg(long, default_value = DEFAULT_CERT_DIR)]
     pub cert_dir: PathBuf,
 }
 
+fn parse_service_cidr(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    crate::registry::services::ServiceNetwork::parse_cidr(text).ok_or_else(|| {
+        format!(
+            "invalid CIDR {text:?}: an IPv4 range with a prefix of 8 to 30 bits, e.g. 10.96.0.0/12"
+        )
+    })
+}
+
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    crate::registry::services::ServiceNetwork::parse_port_range(text)
+        .ok_or_else(|| format!("invalid port range {text:?}: e.g. 30000-32767"))
+}
+
 impl ServerOptions {
+    /// The service network these options describe.
+    pub fn service_network(&self) -> crate::registry::services::ServiceNetwork {
+        crate::registry::services::ServiceNetwork {
+            cidr: self.service_cluster_ip_range,
+            node_ports: self.service_node_port_range,
+        }
+    }
+
     /// Options with every default, as if no flag were given.
     pub fn defaults() -> Self {
         ServerOptions {
@@ -94,6 +123,8 @@ impl ServerOptions {
             tls_private_key_file: None,
             client_ca_file: None,
             cert_dir: PathBuf::from(DEFAULT_CERT_DIR),
+            service_cluster_ip_range: crate::registry::services::DEFAULT_SERVICE_CIDR,
+            service_node_port_range: crate::registry::services::DEFAULT_NODE_PORT_RANGE,
         }
     }
 

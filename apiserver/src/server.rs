@@ -26,6 +26,7 @@ use crate::auth::UserInfo;
 use crate::certs::{self, CertError, Pki};
 use crate::http::{self, AppState};
 use crate::options::{DEFAULT_STORAGE_URL, ServerOptions};
+use crate::registry::Registry;
 use crate::storage::{self, DEFAULT_COMPACTION_INTERVAL, OpenError, Storage, etcd};
 
 /// How long a TLS handshake may take before the connection is dropped.
@@ -58,8 +59,8 @@ pub enum ServerError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The system namespaces could not be created.
-    #[error("cannot create the system namespaces: {0}")]
+    /// The system namespaces or the kubernetes Service could not be created.
+    #[error("cannot create the system namespaces and services: {0}")]
     Bootstrap(String),
     /// rustls refused the configuration.
     #[error("invalid TLS configuration: {0}")]
@@ -94,13 +95,17 @@ impl Server {
         let bind_err = |source| ServerError::Bind { address, source };
         let listener = TcpListener::bind(address).await.map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
-        let state = AppState::new(
-            storage.clone(),
-            SocketAddr::new(options.advertised_address(), local_addr.port()),
-        );
+        let advertised = SocketAddr::new(options.advertised_address(), local_addr.port());
+        let registry = Registry::with_network(storage.clone(), options.service_network());
+        let state = AppState::with_registry(registry, storage.clone(), advertised);
         state
             .registry()
             .ensure_system_namespaces()
+            .await
+            .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        state
+            .registry()
+            .ensure_kubernetes_service(advertised.ip(), advertised.port())
             .await
             .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
         let compactor = storage::spawn_compactor(storage, DEFAULT_COMPACTION_INTERVAL);

@@ -46,9 +46,18 @@ impl AppState {
     /// State over `storage`, advertising `advertised` in discovery's
     /// `serverAddressByClientCIDRs`.
     pub fn new(storage: Arc<dyn Storage>, advertised: SocketAddr) -> Self {
+        Self::with_registry(Registry::new(storage.clone()), storage, advertised)
+    }
+
+    /// State with a registry configured by the caller (e.g. its service network).
+    pub fn with_registry(
+        registry: Registry,
+        storage: Arc<dyn Storage>,
+        advertised: SocketAddr,
+    ) -> Self {
         AppState {
             inner: Arc::new(Inner {
-                registry: Registry::new(storage.clone()),
+                registry,
                 storage,
                 advertised,
                 shutting_down: AtomicBool::new(false),

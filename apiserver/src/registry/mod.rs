@@ -12,6 +12,7 @@
 
 pub mod fields;
 pub mod meta;
+pub mod services;
 pub mod strategy;
 
 use std::sync::Arc;
@@ -104,6 +105,7 @@ impl Selectors {
 #[derive(Clone)]
 pub struct Registry {
     storage: Arc<dyn Storage>,
+    network: services::ServiceNetwork,
 }
 
 /// The storage key prefix of `resource`, optionally within one namespace (ending in `/`).
@@ -239,9 +241,55 @@ fn invalid(resource: &ResourceInfo, name: &str, errors: &[FieldError]) -> Status
 }
 
 impl Registry {
-    /// A registry over `storage`.
+    /// A registry over `storage` with the default service network.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Registry { storage }
+        Self::with_network(storage, services::ServiceNetwork::default())
+    }
+
+    /// A registry over `storage` allocating Service IPs and node ports from `network`.
+    pub fn with_network(storage: Arc<dyn Storage>, network: services::ServiceNetwork) -> Self {
+        Registry { storage, network }
+    }
+
+    /// Creates (or leaves be) the `kubernetes` Service and Endpoints in `default`,
+    /// pointing at the apiserver, as upstream's controlplane reconciler.
+    pub async fn ensure_kubernetes_service(
+        &self,
+        address: std::net::IpAddr,
+        port: u16,
+    ) -> Result<(), StatusError> {
+        let find = |plural| {
+            resources::find("", "v1", plural)
+                .ok_or_else(|| StatusError::internal_error("the resource table lacks core/v1"))
+        };
+        let service = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {
+                "clusterIP": self.network.first_ip().to_string(),
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+                "sessionAffinity": "None",
+                "type": "ClusterIP",
+            },
+        });
+        let endpoints = json!({
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": address.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+        });
+        for (plural, object) in [("services", service), ("endpoints", endpoints)] {
+            match self
+                .create(find(plural)?, Some("default"), object, false)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Creates the system namespaces that do not exist yet.
@@ -335,8 +383,15 @@ impl Registry {
             if dry_run {
                 return Ok(object);
             }
+            let claims =
+                services::allocate(self.storage.as_ref(), &self.network, resource, &mut object)
+                    .await?;
             let key = key(resource, Some(&ns), &name)?;
-            match self.storage.create(&key, encode(&object)?).await {
+            let stored = self.storage.create(&key, encode(&object)?).await;
+            if stored.is_err() {
+                services::release(self.storage.as_ref(), &self.network, &claims).await;
+            }
+            match stored {
                 Ok(kv) => return decode(&kv),
                 Err(StorageError::AlreadyExists { .. }) if generated && attempt < attempts => {
                     continue;
@@ -493,6 +548,10 @@ impl Registry {
         let body = object;
         self.write(resource, namespace, name, dry_run, move |current| {
             let mut updated = strategy::merge_update(resource, current, &body, part);
+            let errors = services::keep_allocations(resource, current, &mut updated);
+            if !errors.is_empty() {
+                return Err(invalid(resource, name, &errors));
+            }
             let wanted_rv = meta::meta_str(&body, "resourceVersion").unwrap_or("");
             let current_rv = meta::meta_str(current, "resourceVersion").unwrap_or("");
             if !wanted_rv.is_empty() && wanted_rv != current_rv {
@@ -613,6 +672,8 @@ impl Registry {
             .delete(&key, preconditions)
             .await
             .map_err(|e| storage_error(e, &gr, name))?;
+        let claims = services::claims_of(resource, &current);
+        services::release(self.storage.as_ref(), &self.network, &claims).await;
         let mut object = decode(&deleted)?;
         meta::set_meta(&mut object, "resourceVersion", kv.mod_revision.to_string());
         Ok(object)

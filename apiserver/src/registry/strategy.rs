@@ -78,6 +78,11 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
         map.insert("status".into(), json!({"phase": "Active"}));
     } else if is(resource, "", "pods") {
         map.insert("status".into(), json!({"phase": "Pending"}));
+    } else if is(resource, "", "services") {
+        super::services::set_defaults(object);
+        if let Some(map) = object.as_object_mut() {
+            map.insert("status".into(), json!({"loadBalancer": {}}));
+        }
     } else if has_status(resource) {
         // A client may not set status on create; the controllers report it.
         map.remove("status");
@@ -86,7 +91,11 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
 
 /// Validation of a new object.
 pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
-    meta::validate_object_meta(object, resource.namespaced, name_rule(resource))
+    let mut errors = meta::validate_object_meta(object, resource.namespaced, name_rule(resource));
+    if is(resource, "", "services") {
+        errors.extend(super::services::validate(object));
+    }
+    errors
 }
 
 /// Validation of an update: the new object's own rules plus immutable fields.

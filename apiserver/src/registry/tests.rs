@@ -449,3 +449,65 @@ async fn delete_honours_preconditions() {
             .is_not_found()
     );
 }
+
+#[tokio::test]
+async fn services_get_a_cluster_ip_that_deletion_frees() {
+    let r = registry().await;
+    let services = res("", "v1", "services");
+    let ips = res("networking.k8s.io", "v1", "ipaddresses");
+    let body =
+        json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+    let created = r
+        .create(services, Some("default"), body, false)
+        .await
+        .unwrap();
+    let ip = created["spec"]["clusterIP"]
+        .as_str()
+        .expect("allocated")
+        .to_owned();
+    assert!(ip.starts_with("10."), "{ip}");
+    assert_eq!(created["spec"]["ports"][0]["protocol"], "TCP");
+    assert!(
+        created["spec"]["ports"][0]["nodePort"]
+            .as_u64()
+            .is_some_and(|p| (30000..=32767).contains(&p))
+    );
+    let claimed = r
+        .get(ips, None, &ip)
+        .await
+        .expect("the IPAddress object records the claim");
+    assert_eq!(claimed["spec"]["parentRef"]["name"], "web");
+
+    let mut changed = created.clone();
+    changed["spec"]["clusterIP"] = json!("10.96.0.77");
+    let err = r
+        .update(services, Some("default"), "web", changed, Part::Main, false)
+        .await
+        .unwrap_err();
+    assert!(
+        message(&err).contains("may not change once set"),
+        "{}",
+        message(&err)
+    );
+
+    r.delete(services, Some("default"), "web", &Default::default(), false)
+        .await
+        .unwrap();
+    assert!(
+        r.get(ips, None, &ip).await.unwrap_err().is_not_found(),
+        "the address is free again"
+    );
+    let err = r
+        .create(
+            services,
+            Some("default"),
+            json!({"metadata": {"name": "noports"}, "spec": {}}),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        message(&err),
+        r#"Service "noports" is invalid: spec.ports: Required value"#
+    );
+}
