@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use apimachinery::errors::StatusError;
 use apimachinery::resources::{self, ResourceInfo};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -69,28 +70,44 @@ fn parse_target(rest: &str) -> Option<Target<'_>> {
 /// `/api/v1/...`
 pub async fn core(
     State(state): State<AppState>,
-    Path(rest): Path<String>,
+    rest: Result<Path<String>, PathRejection>,
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(body) = body else { return too_large() };
+    // A path that is not valid UTF-8 once decoded names nothing: upstream's 404.
+    let Ok(Path(rest)) = rest else {
+        return not_found();
+    };
     handle(&state, "", "v1", &rest, method, query, &headers, body).await
 }
 
 /// `/apis/<group>/<version>/...`
 pub async fn grouped(
     State(state): State<AppState>,
-    Path((group, version, rest)): Path<(String, String, String)>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(body) = body else { return too_large() };
+    let Ok(Path((group, version, rest))) = path else {
+        return not_found();
+    };
     handle(
         &state, &group, &version, &rest, method, query, &headers, body,
     )
     .await
+}
+
+/// A body over the limit (the only way reading it fails here): upstream's 413.
+fn too_large() -> Response {
+    error(StatusError::request_entity_too_large(&format!(
+        "limit is {MAX_REQUEST_BODY_BYTES}"
+    )))
 }
 
 fn error(e: StatusError) -> Response {
