@@ -14,6 +14,7 @@ pub mod fields;
 pub mod meta;
 pub mod services;
 pub mod strategy;
+pub mod workloads;
 
 use std::sync::Arc;
 
@@ -548,6 +549,7 @@ impl Registry {
         let body = object;
         self.write(resource, namespace, name, dry_run, move |current| {
             let mut updated = strategy::merge_update(resource, current, &body, part);
+            strategy::set_defaults(resource, &mut updated);
             let errors = services::keep_allocations(resource, current, &mut updated);
             if !errors.is_empty() {
                 return Err(invalid(resource, name, &errors));

@@ -59,8 +59,17 @@ pub fn name_rule(resource: &ResourceInfo) -> NameRule {
     }
 }
 
+/// Upstream's scheme defaults, applied to every object written (create and update).
+pub fn set_defaults(resource: &ResourceInfo, object: &mut Value) {
+    super::workloads::set_defaults(resource, object);
+    if is(resource, "", "services") {
+        super::services::set_defaults(object);
+    }
+}
+
 /// Defaults and resets of a create, before validation.
 pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
+    set_defaults(resource, object);
     if tracks_generation(resource) {
         meta::set_meta(object, "generation", 1);
     } else {
@@ -79,10 +88,7 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
     } else if is(resource, "", "pods") {
         map.insert("status".into(), json!({"phase": "Pending"}));
     } else if is(resource, "", "services") {
-        super::services::set_defaults(object);
-        if let Some(map) = object.as_object_mut() {
-            map.insert("status".into(), json!({"loadBalancer": {}}));
-        }
+        map.insert("status".into(), json!({"loadBalancer": {}}));
     } else if has_status(resource) {
         // A client may not set status on create; the controllers report it.
         map.remove("status");
@@ -95,6 +101,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
     if is(resource, "", "services") {
         errors.extend(super::services::validate(object));
     }
+    errors.extend(super::workloads::validate(resource, object));
     errors
 }
 

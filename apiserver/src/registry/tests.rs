@@ -343,8 +343,15 @@ async fn updates_use_optimistic_concurrency() {
 async fn status_and_main_updates_keep_to_their_part() {
     let r = registry().await;
     let deployments = res("apps", "v1", "deployments");
-    let body =
-        json!({"metadata": {"name": "d"}, "spec": {"replicas": 1}, "status": {"replicas": 5}});
+    let body = json!({
+        "metadata": {"name": "d"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "d"}},
+            "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}},
+        },
+        "status": {"replicas": 5},
+    });
     let created = r
         .create(deployments, Some("default"), body, false)
         .await
