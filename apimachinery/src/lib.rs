@@ -5,5 +5,6 @@
 pub mod errors;
 pub mod fields;
 pub mod labels;
+pub mod patch;
 pub mod quantity;
 pub mod resources;

@@ -10,6 +10,7 @@ pub mod options;
 pub mod registry;
 mod server;
 pub mod storage;
+mod typed;
 
 pub use options::ServerOptions;
 pub use server::{Server, ServerError, run, shutdown_signal};

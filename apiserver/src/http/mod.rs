@@ -4,6 +4,7 @@
 
 mod discovery;
 mod health;
+mod openapi;
 mod patch;
 mod resources;
 mod table;
@@ -113,6 +114,9 @@ pub fn router(state: AppState) -> Router {
         .route("/apis/{group}/", get(discovery::group))
         .route("/apis/{group}/{version}", get(discovery::group_resources))
         .route("/apis/{group}/{version}/", get(discovery::group_resources))
+        .route("/openapi/v2", get(openapi::v2))
+        .route("/openapi/v3", get(openapi::v3_root))
+        .route("/openapi/v3/{*gv}", get(openapi::v3_group_version))
         .route("/api/v1/{*rest}", any(resources::core))
         .route("/apis/{group}/{version}/{*rest}", any(resources::grouped))
         // Bodies are checked against upstream's 3 MiB limit (413) by the handlers.

@@ -184,6 +184,11 @@ async fn handle(
             "application/yaml",
         ]));
     }
+    // fieldValidation=Strict refuses unknown fields, Warn (the default) reports them
+    let warnings = match crate::registry::field_validation::check(resource, verb, &params, &body) {
+        Ok(warnings) => warnings,
+        Err(e) => return error(e),
+    };
     let registry = state.registry();
     let dry_run = params.get("dryRun").is_some_and(|d| d == "All");
     let result = match verb {
@@ -260,10 +265,12 @@ async fn handle(
             verb,
         )),
     };
-    match result {
+    let mut response = match result {
         Ok((code, object)) => respond_object(resource, code, object, &params, headers),
         Err(e) => error(e),
-    }
+    };
+    crate::registry::field_validation::add_warnings(response.headers_mut(), &warnings);
+    response
 }
 
 /// Query pairs, percent-decoded.

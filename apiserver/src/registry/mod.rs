@@ -10,6 +10,7 @@
 //! Per-resource behaviour lives in [`strategy`]: defaults, name rules and what the
 //! main resource and the status subresource may change.
 
+pub mod field_validation;
 pub mod fields;
 pub mod meta;
 pub mod services;
@@ -548,23 +549,7 @@ impl Registry {
         }
         let body = object;
         self.write(resource, namespace, name, dry_run, move |current| {
-            let mut updated = strategy::merge_update(resource, current, &body, part);
-            strategy::set_defaults(resource, &mut updated);
-            let errors = services::keep_allocations(resource, current, &mut updated);
-            if !errors.is_empty() {
-                return Err(invalid(resource, name, &errors));
-            }
-            let wanted_rv = meta::meta_str(&body, "resourceVersion").unwrap_or("");
-            let current_rv = meta::meta_str(current, "resourceVersion").unwrap_or("");
-            if !wanted_rv.is_empty() && wanted_rv != current_rv {
-                return Err(StatusError::conflict(
-                    &resource.group_resource(),
-                    name,
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ));
-            }
-            meta::remove_meta(&mut updated, "resourceVersion");
-            Ok(updated)
+            prepare_update(resource, name, current, &body, part)
         })
         .await
     }
@@ -743,6 +728,35 @@ impl Registry {
     pub fn decode_object(kv: &KeyValue) -> Result<Value, StatusError> {
         decode(kv)
     }
+}
+
+/// The object an update (PUT or PATCH) stores, from the current object and the
+/// requested one: the part the request may change, upstream's defaults, Service
+/// allocations kept, and the request's resourceVersion as a precondition.
+pub fn prepare_update(
+    resource: &'static ResourceInfo,
+    name: &str,
+    current: &Value,
+    requested: &Value,
+    part: Part,
+) -> Result<Value, StatusError> {
+    let wanted_rv = meta::meta_str(requested, "resourceVersion").unwrap_or("");
+    let current_rv = meta::meta_str(current, "resourceVersion").unwrap_or("");
+    if !wanted_rv.is_empty() && wanted_rv != current_rv {
+        return Err(StatusError::conflict(
+            &resource.group_resource(),
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    let mut updated = strategy::merge_update(resource, current, requested, part);
+    strategy::set_defaults(resource, &mut updated);
+    let errors = services::keep_allocations(resource, current, &mut updated);
+    if !errors.is_empty() {
+        return Err(invalid(resource, name, &errors));
+    }
+    meta::remove_meta(&mut updated, "resourceVersion");
+    Ok(updated)
 }
 
 /// Parses a resourceVersion parameter, with upstream's message for bad ones.

@@ -1,0 +1,218 @@
+//! Server-side field validation of unknown fields (`?fieldValidation=Strict|Warn|Ignore`
+//! on create and update), as upstream's strict decoding in
+//! k8s.io/apiserver/pkg/endpoints/handlers (create.go, update.go).
+//!
+//! Objects stay JSON values, so unknown fields are found by comparing the request with
+//! its round trip through the kind's k8s-openapi type: whatever the request names and
+//! the round trip lost is a field the type does not have. Kinds without a type (custom
+//! resources) are not checked here.
+
+use std::collections::HashMap;
+
+use apimachinery::errors::StatusError;
+use apimachinery::resources::ResourceInfo;
+use axum::http::{HeaderMap, HeaderValue, header};
+use serde_json::{Map, Value};
+
+use crate::typed;
+
+/// What the client asked the server to do about unknown fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Directive {
+    /// Drop them silently.
+    Ignore,
+    /// Drop them and tell the client in `Warning` headers (upstream's default).
+    Warn,
+    /// Refuse the request with 400 BadRequest.
+    Strict,
+}
+
+impl Directive {
+    /// The directive of a `fieldValidation` query value; absent or empty means `Warn`, as
+    /// upstream defaults it since server-side field validation went GA (v1.27).
+    pub fn from_param(value: Option<&str>) -> Self {
+        match value {
+            Some("Strict") => Directive::Strict,
+            Some("Ignore") => Directive::Ignore,
+            _ => Directive::Warn,
+        }
+    }
+}
+
+/// The unknown fields of `request` for `resource`'s kind, as upstream's JSON paths
+/// (`data2`, `spec.replica`, `spec.template.spec.containers[0].foo`), in the request's
+/// key order. A request the type cannot decode at all yields none: its errors are
+/// reported by validation instead.
+pub fn unknown_fields(resource: &ResourceInfo, request: &Value) -> Vec<String> {
+    let Some(kind) = typed::find(resource.group, resource.version, resource.kind) else {
+        return Vec::new();
+    };
+    let Value::Object(fields) = request else {
+        return Vec::new();
+    };
+    // The URL names the kind, so a body may omit apiVersion and kind; k8s-openapi's
+    // decoder insists on them, and on metadata for kinds that have it.
+    let mut prepared = fields.clone();
+    prepared.insert("apiVersion".into(), Value::String(resource.api_version()));
+    prepared.insert("kind".into(), Value::String(resource.kind.to_owned()));
+    if prepared.get("metadata").is_none_or(Value::is_null) {
+        prepared.insert("metadata".into(), Value::Object(Map::new()));
+    }
+    let Ok(round_tripped) = (kind.round_trip)(Value::Object(prepared)) else {
+        return Vec::new();
+    };
+    let mut unknown = Vec::new();
+    lost_fields(request, &round_tripped, "", &mut unknown);
+    unknown
+}
+
+/// Paths in `request` that `typed` lacks. Nulls are skipped: a known field set to null
+/// also vanishes in the round trip (k8s-openapi writes no `None`).
+fn lost_fields(request: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (request, typed) {
+        (Value::Object(request), Value::Object(typed)) => {
+            for (key, value) in request {
+                if value.is_null() {
+                    continue;
+                }
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match typed.get(key) {
+                    Some(typed_value) => lost_fields(value, typed_value, &child, out),
+                    None => out.push(child),
+                }
+            }
+        }
+        (Value::Array(request), Value::Array(typed)) => {
+            for (i, (value, typed_value)) in request.iter().zip(typed).enumerate() {
+                lost_fields(value, typed_value, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The field-validation step of a create or update: `Err` is upstream's 400 for
+/// `Strict`, `Ok` carries the warnings to send for `Warn` (empty otherwise).
+pub fn check(
+    resource: &ResourceInfo,
+    verb: &str,
+    params: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<Vec<String>, StatusError> {
+    if !matches!(verb, "create" | "update") {
+        return Ok(Vec::new());
+    }
+    let directive = Directive::from_param(params.get("fieldValidation").map(String::as_str));
+    if directive == Directive::Ignore {
+        return Ok(Vec::new());
+    }
+    // A body that is not JSON is the decoder's to report, with its own message.
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return Ok(Vec::new());
+    };
+    let unknown: Vec<String> = unknown_fields(resource, &request)
+        .into_iter()
+        .map(|path| format!("unknown field \"{path}\""))
+        .collect();
+    if unknown.is_empty() || directive == Directive::Warn {
+        return Ok(unknown);
+    }
+    // Upstream's transformDecodeError wording around the strict decoding error.
+    Err(StatusError::bad_request(format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+        unknown.join(", "),
+        kind = resource.kind,
+        version = resource.version,
+    )))
+}
+
+/// Adds one `Warning: 299 - "<message>"` header per warning, as upstream's warning
+/// recorder writes them (quotes and backslashes escaped).
+pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
+    for warning in warnings {
+        let escaped = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            headers.append(header::WARNING, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apimachinery::resources;
+    use serde_json::json;
+
+    fn configmaps() -> &'static ResourceInfo {
+        resources::find("", "v1", "configmaps").unwrap()
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_their_path() {
+        let deployments = resources::find("apps", "v1", "deployments").unwrap();
+        let request = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "bogus": 1, "creationTimestamp": null},
+            "spec": {
+                "replica": 3,
+                "selector": {"matchLabels": {"app": "a"}},
+                "template": {"spec": {"containers": [{"name": "c", "image": "i", "foo": true}]}}
+            }
+        });
+        assert_eq!(
+            unknown_fields(deployments, &request),
+            [
+                "metadata.bogus",
+                "spec.replica",
+                "spec.template.spec.containers[0].foo"
+            ]
+        );
+    }
+
+    #[test]
+    fn strict_refuses_unknown_fields_with_upstreams_message() {
+        let body =
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data2":{"a":"b"}}"#;
+        let params = HashMap::from([("fieldValidation".to_owned(), "Strict".to_owned())]);
+        let err = check(configmaps(), "create", &params, body).unwrap_err();
+        assert_eq!(err.0.code, 400);
+        assert_eq!(
+            err.0.message,
+            "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"data2\""
+        );
+    }
+
+    #[test]
+    fn warn_is_the_default_and_ignore_is_silent() {
+        let body = br#"{"metadata":{"name":"a"},"data":{"k":"v"},"data2":{}}"#;
+        let warnings = check(configmaps(), "update", &HashMap::new(), body).unwrap();
+        assert_eq!(warnings, ["unknown field \"data2\""]);
+        let mut headers = HeaderMap::new();
+        add_warnings(&mut headers, &warnings);
+        assert_eq!(
+            headers[header::WARNING],
+            r#"299 - "unknown field \"data2\"""#
+        );
+        let ignore = HashMap::from([("fieldValidation".to_owned(), "Ignore".to_owned())]);
+        assert!(
+            check(configmaps(), "create", &ignore, body)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn known_fields_pass() {
+        let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"x":"y"}},"data":{"k":"v"},"binaryData":{"b":"aGk="},"immutable":false}"#;
+        let params = HashMap::from([("fieldValidation".to_owned(), "Strict".to_owned())]);
+        assert!(
+            check(configmaps(), "create", &params, body)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
