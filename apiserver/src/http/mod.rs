@@ -7,6 +7,7 @@ mod health;
 mod openapi;
 mod patch;
 mod resources;
+mod scale;
 mod table;
 mod version;
 

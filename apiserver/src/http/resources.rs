@@ -138,6 +138,31 @@ async fn handle(
     {
         return not_found();
     }
+    if target.subresource == Some("scale")
+        && resource.subresource("scale").is_some()
+        && let Some(name) = target.name
+    {
+        let params: HashMap<String, String> = query
+            .as_deref()
+            .map(|q| form_urlencoded_pairs(q).into_iter().collect())
+            .unwrap_or_default();
+        let dry_run = params.get("dryRun").is_some_and(|d| d == "All");
+        return match super::scale::handle(
+            state.registry(),
+            resource,
+            target.namespace,
+            name,
+            &method,
+            headers,
+            &body,
+            dry_run,
+        )
+        .await
+        {
+            Ok(scale) => json_response(StatusCode::OK, &scale),
+            Err(e) => error(e),
+        };
+    }
     let part = match target.subresource {
         None => Part::Main,
         Some("status") if resource.subresource("status").is_some() => Part::Status,
