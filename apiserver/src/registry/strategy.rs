@@ -102,6 +102,63 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
         errors.extend(super::services::validate(object));
     }
     errors.extend(super::workloads::validate(resource, object));
+    if is(resource, "", "configmaps") || is(resource, "", "secrets") {
+        errors.extend(validate_config_keys(object));
+    }
+    errors
+}
+
+/// Upstream's `IsConfigMapKey` messages.
+fn config_key_errors(key: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if key.len() > 253 {
+        errors.push("must be no more than 253 characters".to_owned());
+    }
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    {
+        errors.push("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')".to_owned());
+    }
+    match key {
+        "." => errors.push("must not be '.'".to_owned()),
+        ".." => errors.push("must not be '..'".to_owned()),
+        k if k.starts_with("..") => errors.push("must not start with '..'".to_owned()),
+        _ => {}
+    }
+    errors
+}
+
+/// The keys of ConfigMap and Secret data, as upstream's `ValidateConfigMap` / `ValidateSecret`.
+fn validate_config_keys(object: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let keys = |field: &str| -> Vec<String> {
+        object
+            .get(field)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let binary = keys("binaryData");
+    for field in ["data", "binaryData", "stringData"] {
+        for key in keys(field) {
+            for message in config_key_errors(&key) {
+                errors.push(FieldError::invalid(
+                    format!("{field}[{key}]"),
+                    key.as_str(),
+                    message,
+                ));
+            }
+            if field == "data" && binary.contains(&key) {
+                errors.push(FieldError::invalid(
+                    format!("data[{key}]"),
+                    key.as_str(),
+                    "duplicate of key present in binaryData",
+                ));
+            }
+        }
+    }
     errors
 }
 
@@ -295,6 +352,32 @@ mod tests {
         assert_eq!(updated["spec"]["replicas"], 1);
         assert_eq!(updated["status"]["readyReplicas"], 1);
         assert_eq!(updated["metadata"]["labels"]["a"], "b");
+    }
+
+    #[test]
+    fn config_keys_follow_upstream() {
+        let cms = find("", "v1", "configmaps").unwrap();
+        let errors = validate(
+            cms,
+            &json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"": "x", "ok.key": "y", "..x": "z"}}),
+        );
+        let fields: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.body()))
+            .collect();
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.starts_with("data[]: Invalid value: \"\": a valid config key")),
+            "{fields:?}"
+        );
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.contains("must not start with '..'")),
+            "{fields:?}"
+        );
+        assert_eq!(errors.len(), 2, "{fields:?}");
     }
 
     #[test]

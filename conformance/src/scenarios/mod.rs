@@ -1,7 +1,13 @@
 //! The scenarios, one module per upstream test file (test/e2e/apimachinery/*.go).
 
+mod chunking;
+mod configmap;
 mod discovery;
+mod namespaces;
+mod secrets;
 mod server_version;
+mod services;
+mod watch;
 
 use crate::Cluster;
 
@@ -26,6 +32,46 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         codename: "[sig-api-machinery] Discovery should locate the groupVersion and a resource within each APIGroup [Conformance]",
         run: discovery::group_version_and_a_resource_in_each_group,
+    },
+    Scenario {
+        codename: "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",
+        run: configmap::lifecycle,
+    },
+    Scenario {
+        codename: "[sig-node] ConfigMap should fail to create ConfigMap with empty key [Conformance]",
+        run: configmap::empty_key_is_refused,
+    },
+    Scenario {
+        codename: "[sig-node] Secrets should patch a secret [Conformance]",
+        run: secrets::patch_a_secret,
+    },
+    Scenario {
+        codename: "[sig-node] Secrets should fail to create secret due to empty secret key [Conformance]",
+        run: secrets::empty_key_is_refused,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] Namespaces [Serial] should patch a Namespace [Conformance]",
+        run: namespaces::patch_a_namespace,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] Watchers should be able to start watching from a specific resource version [Conformance]",
+        run: watch::from_a_specific_resource_version,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] Watchers should observe add, update, and delete watch notifications on configmaps [Conformance]",
+        run: watch::add_update_delete_notifications,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] Servers with support for API chunking should return chunks of results for list calls [Conformance]",
+        run: chunking::chunks_of_results,
+    },
+    Scenario {
+        codename: "[sig-network] Services should find a service from listing all namespaces [Conformance]",
+        run: services::find_from_all_namespaces,
+    },
+    Scenario {
+        codename: "[sig-network] Services should delete a collection of services [Conformance]",
+        run: services::delete_a_collection,
     },
 ];
 

@@ -1,0 +1,128 @@
+//! As upstream's test/e2e/apimachinery/watch.go, through raw watch requests that end
+//! after `timeoutSeconds`.
+
+use serde_json::{Value, json};
+
+use super::fail;
+use crate::Cluster;
+
+/// The events of a watch that runs for one second.
+fn watch_events(cluster: &Cluster, path: &str) -> Result<Vec<(String, Value)>, String> {
+    let body = cluster.kubectl(&["get", "--raw", path]).map_err(fail)?;
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let event: Value = serde_json::from_str(l)
+                .map_err(|e| format!("watch line is not JSON ({e}): {l}"))?;
+            Ok((
+                event["type"].as_str().unwrap_or("").to_owned(),
+                event["object"].clone(),
+            ))
+        })
+        .collect()
+}
+
+fn resource_version(object: &str) -> Result<String, String> {
+    let value: Value = serde_json::from_str(object).map_err(fail)?;
+    value["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "no resourceVersion".into())
+}
+
+/// "Watchers should be able to start watching from a specific resource version": a
+/// watch from the first update's version sees the second update and the deletion.
+pub fn from_a_specific_resource_version(cluster: &Cluster) -> Result<(), String> {
+    let ns = cluster.namespace("watch-rv").map_err(fail)?;
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "e2e-watch-test-resource-version", "labels": {"watch-this-configmap": "from-resource-version"}}});
+    cluster.create(&ns, &cm).map_err(fail)?;
+    let patch = |n: u32| {
+        cluster.kubectl(&[
+            "patch",
+            "-n",
+            &ns,
+            "configmap",
+            "e2e-watch-test-resource-version",
+            "--type=merge",
+            "-o",
+            "json",
+            "-p",
+            &json!({"data": {"mutation": n.to_string()}}).to_string(),
+        ])
+    };
+    let first = resource_version(&patch(1).map_err(fail)?)?;
+    patch(2).map_err(fail)?;
+    cluster
+        .kubectl(&[
+            "delete",
+            "-n",
+            &ns,
+            "configmap",
+            "e2e-watch-test-resource-version",
+        ])
+        .map_err(fail)?;
+    let events = watch_events(
+        cluster,
+        &format!(
+            "/api/v1/namespaces/{ns}/configmaps?watch=1&resourceVersion={first}&timeoutSeconds=1&labelSelector=watch-this-configmap%3Dfrom-resource-version"
+        ),
+    )?;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    if kinds != ["MODIFIED", "DELETED"] || events[0].1["data"]["mutation"] != "2" {
+        return Err(format!(
+            "expected MODIFIED (mutation 2) then DELETED, got {kinds:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// "Watchers should observe add, update, and delete watch notifications on configmaps":
+/// a watch from the list's version sees ADDED, MODIFIED twice and DELETED, in order.
+pub fn add_update_delete_notifications(cluster: &Cluster) -> Result<(), String> {
+    let ns = cluster.namespace("watch-aud").map_err(fail)?;
+    let list = cluster
+        .get_json(&format!("/api/v1/namespaces/{ns}/configmaps"))
+        .map_err(fail)?;
+    let start = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_owned();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "e2e-watch-test-configmap-a", "labels": {"watch-this-configmap": "multiple-watchers-A"}}});
+    cluster.create(&ns, &cm).map_err(fail)?;
+    for n in 1..=2 {
+        cluster
+            .kubectl(&[
+                "patch",
+                "-n",
+                &ns,
+                "configmap",
+                "e2e-watch-test-configmap-a",
+                "--type=merge",
+                "-p",
+                &json!({"data": {"mutation": n.to_string()}}).to_string(),
+            ])
+            .map_err(fail)?;
+    }
+    cluster
+        .kubectl(&[
+            "delete",
+            "-n",
+            &ns,
+            "configmap",
+            "e2e-watch-test-configmap-a",
+        ])
+        .map_err(fail)?;
+    let events = watch_events(
+        cluster,
+        &format!(
+            "/api/v1/namespaces/{ns}/configmaps?watch=1&resourceVersion={start}&timeoutSeconds=1"
+        ),
+    )?;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    if kinds != ["ADDED", "MODIFIED", "MODIFIED", "DELETED"] {
+        return Err(format!(
+            "expected ADDED, MODIFIED, MODIFIED, DELETED; got {kinds:?}"
+        ));
+    }
+    Ok(())
+}
