@@ -339,12 +339,12 @@ async fn update_node_ports(
         .guaranteed_update(NODE_PORTS_KEY, &Preconditions::default(), true, &update)
         .await
         .map(|_| ())
-        .map_err(|e| match e {
-            StorageError::Aborted(inner) => match inner.downcast::<StatusError>() {
-                Ok(status) => *status,
-                Err(other) => StatusError::internal_error(other),
-            },
-            other => StatusError::internal_error(other),
+        .map_err(|e| {
+            super::storage_error(
+                e,
+                &apimachinery::resources::GroupResource::core("services"),
+                "",
+            )
         })
 }
 

@@ -6,19 +6,14 @@
 //!
 //! Run: `cargo run --release -p rkube-bench --bin bench-apiserver` (see `--help`).
 
-use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
-
 use anyhow::{Context, Result};
 use apiserver::storage::testing::etcd_cluster::EtcdCluster;
 use apiserver::{Server, ServerOptions};
 use clap::Parser;
-use hdrhistogram::Histogram;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use rkube_bench::{Figure, measure};
 
 #[derive(Parser, Debug)]
 #[command(about = "kube-apiserver over the embedded store and etcd, beside raw etcd")]
@@ -32,58 +27,6 @@ struct Args {
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
-}
-
-#[derive(Clone, Copy, Default)]
-struct Figure {
-    ops_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl std::fmt::Display for Figure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:>9.0} op/s  p50 {:>8.3} ms  p99 {:>8.3} ms",
-            self.ops_per_sec, self.p50_ms, self.p99_ms
-        )
-    }
-}
-
-async fn measure<F, Fut>(concurrency: usize, total: usize, op: F) -> Result<Figure>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<()>> + Send,
-{
-    let op = Arc::new(op);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (op, next) = (op.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return Ok::<_, anyhow::Error>(hist);
-                }
-                let t = Instant::now();
-                op(i).await?;
-                hist.record(t.elapsed().as_micros().max(1) as u64)?;
-            }
-        }));
-    }
-    let mut all = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    for worker in workers {
-        all.add(worker.await??)?;
-    }
-    Ok(Figure {
-        ops_per_sec: total as f64 / started.elapsed().as_secs_f64(),
-        p50_ms: all.value_at_quantile(0.5) as f64 / 1000.0,
-        p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
-    })
 }
 
 /// A pod of about 2 KiB, as a small real pod is.

@@ -6,9 +6,7 @@
 //! Run: `cargo run --release -p rkube-bench --bin bench-storage` (see `--help`).
 //! This prints figures; it is never a timed test.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -21,7 +19,7 @@ use bytes::Bytes;
 use clap::Parser;
 use etcd_client::GetOptions;
 use futures::StreamExt;
-use hdrhistogram::Histogram;
+use rkube_bench::{Figure, histogram, measure};
 
 #[derive(Parser, Debug)]
 #[command(about = "Storage backends against raw etcd, side by side")]
@@ -47,65 +45,6 @@ struct Args {
     /// Embedded store fsync policy: `full` (every commit, the default) or `normal`.
     #[arg(long, default_value = "full")]
     embedded_durability: String,
-}
-
-/// Throughput and latency of one phase.
-#[derive(Clone, Copy, Debug, Default)]
-struct Figure {
-    ops_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl std::fmt::Display for Figure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:>10.0} op/s  p50 {:>8.3} ms  p99 {:>8.3} ms",
-            self.ops_per_sec, self.p50_ms, self.p99_ms
-        )
-    }
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
-}
-
-/// Runs `total` operations over `concurrency` workers, timing each.
-async fn measure<F, Fut>(concurrency: usize, total: usize, op: F) -> Result<Figure>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<()>> + Send,
-{
-    let op = Arc::new(op);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (op, next) = (op.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut hist = histogram();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return Ok::<_, anyhow::Error>(hist);
-                }
-                let t = Instant::now();
-                op(i).await?;
-                hist.record(t.elapsed().as_micros().max(1) as u64)?;
-            }
-        }));
-    }
-    let mut all = histogram();
-    for worker in workers {
-        all.add(worker.await??)?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    Ok(Figure {
-        ops_per_sec: total as f64 / elapsed,
-        p50_ms: all.value_at_quantile(0.5) as f64 / 1000.0,
-        p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
-    })
 }
 
 /// A pod-sized value whose first 20 bytes carry the write's start time (µs since `epoch`),

@@ -1,0 +1,71 @@
+//! Shared by the benchmarks: a closed-loop load generator with latency percentiles.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::Result;
+use hdrhistogram::Histogram;
+
+/// Throughput and latency of one phase.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Figure {
+    /// Completed operations per second.
+    pub ops_per_sec: f64,
+    /// Median latency.
+    pub p50_ms: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+}
+
+impl std::fmt::Display for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>10.0} op/s  p50 {:>8.3} ms  p99 {:>8.3} ms",
+            self.ops_per_sec, self.p50_ms, self.p99_ms
+        )
+    }
+}
+
+/// A histogram of microseconds, up to ten minutes.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Runs `total` operations over `concurrency` workers, timing each.
+pub async fn measure<F, Fut>(concurrency: usize, total: usize, op: F) -> Result<Figure>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (op, next) = (op.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return Ok::<_, anyhow::Error>(hist);
+                }
+                let t = Instant::now();
+                op(i).await?;
+                hist.record(t.elapsed().as_micros().max(1) as u64)?;
+            }
+        }));
+    }
+    let mut all = histogram();
+    for worker in workers {
+        all.add(worker.await??)?;
+    }
+    Ok(Figure {
+        ops_per_sec: total as f64 / started.elapsed().as_secs_f64(),
+        p50_ms: all.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
+    })
+}
