@@ -679,11 +679,7 @@ impl Builder {
                 &id.op("create", &format!("{ns}{}", r.kind)),
                 WRITE_PARAMS,
                 schema.as_deref().map(|s| (s, false)),
-                &[
-                    ("200", "OK", schema.as_deref()),
-                    ("201", "Created", schema.as_deref()),
-                    ("202", "Accepted", schema.as_deref()),
-                ],
+                &created_responses(schema.as_deref()),
             );
             ops.insert("post".into(), op);
         }
@@ -722,10 +718,7 @@ impl Builder {
                 &id.op("replace", &format!("{ns}{}", r.kind)),
                 WRITE_PARAMS,
                 schema.as_deref().map(|s| (s, false)),
-                &[
-                    ("200", "OK", schema.as_deref()),
-                    ("201", "Created", schema.as_deref()),
-                ],
+                &updated_responses(schema.as_deref()),
             );
             ops.insert("put".into(), op);
         }
@@ -737,10 +730,7 @@ impl Builder {
                 &id.op("patch", &format!("{ns}{}", r.kind)),
                 PATCH_PARAMS,
                 Some((PATCH, true)),
-                &[
-                    ("200", "OK", schema.as_deref()),
-                    ("201", "Created", schema.as_deref()),
-                ],
+                &updated_responses(schema.as_deref()),
             );
             ops.insert("patch".into(), op);
         }
@@ -845,11 +835,7 @@ impl Builder {
                     &id.op("create", &suffix),
                     WRITE_PARAMS,
                     schema.as_deref().map(|s| (s, false)),
-                    &[
-                        ("200", "OK", schema.as_deref()),
-                        ("201", "Created", schema.as_deref()),
-                        ("202", "Accepted", schema.as_deref()),
-                    ],
+                    &created_responses(schema.as_deref()),
                 );
                 ops.insert("post".into(), op);
             }
@@ -861,10 +847,7 @@ impl Builder {
                     &id.op("replace", &suffix),
                     WRITE_PARAMS,
                     schema.as_deref().map(|s| (s, false)),
-                    &[
-                        ("200", "OK", schema.as_deref()),
-                        ("201", "Created", schema.as_deref()),
-                    ],
+                    &updated_responses(schema.as_deref()),
                 );
                 ops.insert("put".into(), op);
             }
@@ -876,10 +859,7 @@ impl Builder {
                     &id.op("patch", &suffix),
                     PATCH_PARAMS,
                     Some((PATCH, true)),
-                    &[
-                        ("200", "OK", schema.as_deref()),
-                        ("201", "Created", schema.as_deref()),
-                    ],
+                    &updated_responses(schema.as_deref()),
                 );
                 ops.insert("patch".into(), op);
             }
@@ -1129,6 +1109,20 @@ fn article(kind: &str) -> String {
         Some('A' | 'E' | 'I' | 'O' | 'U') => format!("an {kind}"),
         _ => format!("a {kind}"),
     }
+}
+
+/// The responses upstream documents for a create: the object, as 200, 201 or 202.
+fn created_responses(schema: Option<&str>) -> [(&'static str, &'static str, Option<&str>); 3] {
+    [
+        ("200", "OK", schema),
+        ("201", "Created", schema),
+        ("202", "Accepted", schema),
+    ]
+}
+
+/// The responses upstream documents for a replace or patch: the object, as 200 or 201.
+fn updated_responses(schema: Option<&str>) -> [(&'static str, &'static str, Option<&str>); 2] {
+    [("200", "OK", schema), ("201", "Created", schema)]
 }
 
 #[cfg(test)]
