@@ -96,7 +96,10 @@ impl Server {
         let listener = TcpListener::bind(address).await.map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
         let advertised = SocketAddr::new(options.advertised_address(), local_addr.port());
-        let registry = Registry::with_network(storage.clone(), options.service_network());
+        // Lists and watches are served from the watch cache, one store watch for all.
+        let cache = crate::storage::cacher::WatchCache::start(storage.clone());
+        let registry =
+            Registry::with_network(storage.clone(), options.service_network()).with_cache(cache);
         let state = AppState::with_registry(registry, storage.clone(), advertised);
         state
             .registry()

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use apimachinery::errors::StatusError;
 use apimachinery::resources::{self, ResourceInfo};
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, json as json_response, not_found, status_response, table};
 use crate::registry::{self, ListParams, Part, Registry, Selectors};
+use crate::storage::cacher::CachedEvent;
 use crate::storage::{Preconditions, WatchEvent};
 
 /// Upstream's limit on a request body (3 MiB).
@@ -223,6 +225,17 @@ async fn handle(
             .map(|o| (StatusCode::OK, o)),
         "list" => {
             let list_params = list_params(&params);
+            if !wants_table(headers) {
+                // From the watch cache, straight to bytes, when nothing needs decoding.
+                match registry
+                    .list_json_bytes(resource, target.namespace, &list_params)
+                    .await
+                {
+                    Ok(Some(bytes)) => return raw_json_response(bytes),
+                    Ok(None) => {}
+                    Err(e) => return error(e),
+                }
+            }
             match registry
                 .list(resource, target.namespace, &list_params)
                 .await
@@ -406,6 +419,15 @@ fn wants_table(headers: &HeaderMap) -> bool {
         })
 }
 
+fn raw_json_response(bytes: Bytes) -> Response {
+    let mut response = (StatusCode::OK, bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 fn respond_object(
     resource: &ResourceInfo,
     code: StatusCode,
@@ -528,37 +550,59 @@ async fn watch(
 
 /// One watch event as a JSON line, or `None` when the selectors filter it out. A
 /// modification that moves an object in or out of the selection is sent as ADDED or
-/// DELETED, as upstream's cacher does.
+/// DELETED, as upstream's cacher does. What every watcher would compute alike (the
+/// decoded objects, the plain JSON line) is computed once per event and shared.
 fn event_line(
     resource: &ResourceInfo,
     selectors: &Selectors,
-    event: Result<WatchEvent, crate::storage::StorageError>,
+    event: Result<Arc<CachedEvent>, crate::storage::StorageError>,
     as_table: bool,
     include: &str,
     headers: bool,
 ) -> Option<Bytes> {
-    let (kind, object) = match event {
-        Ok(WatchEvent::Added(kv)) => ("ADDED", Registry::decode_object(&kv).ok()?),
-        Ok(WatchEvent::Modified { kv, prev_value }) => {
-            let object = Registry::decode_object(&kv).ok()?;
-            let was = prev_value
-                .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
-                .map(|p| selectors.matches(resource, &p));
-            match (was, selectors.matches(resource, &object)) {
-                (Some(false), true) => ("ADDED", object),
-                (Some(true), false) => ("DELETED", object),
-                _ => ("MODIFIED", object),
-            }
-        }
-        Ok(WatchEvent::Deleted(kv)) => ("DELETED", Registry::decode_object(&kv).ok()?),
-        Ok(WatchEvent::Bookmark(revision)) => {
-            let object = json!({"kind": resource.kind, "apiVersion": resource.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
-            return line("BOOKMARK", &object);
-        }
+    let event = match event {
+        Ok(event) => event,
         Err(e) => {
             let status = registry::storage_error(e, &resource.group_resource(), "");
             return line("ERROR", &serde_json::to_value(status.0).ok()?);
         }
+    };
+    let natural_kind = match &event.event {
+        WatchEvent::Added(_) => "ADDED",
+        WatchEvent::Modified { .. } => "MODIFIED",
+        WatchEvent::Deleted(_) => "DELETED",
+        WatchEvent::Bookmark(revision) => {
+            let object = json!({"kind": resource.kind, "apiVersion": resource.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
+            return line("BOOKMARK", &object);
+        }
+    };
+    if !as_table && selectors.is_everything() {
+        return event.memo("json-line", |e| plain_json_line(natural_kind, e));
+    }
+    let object: Arc<Value> = event.memo("object", |e| {
+        let kv = match e {
+            WatchEvent::Added(kv) | WatchEvent::Modified { kv, .. } | WatchEvent::Deleted(kv) => kv,
+            WatchEvent::Bookmark(_) => return None,
+        };
+        Registry::decode_object(kv).ok().map(Arc::new)
+    })?;
+    let kind = match &event.event {
+        WatchEvent::Modified { prev_value, .. } => {
+            let was = event
+                .memo("previous", |_| {
+                    prev_value
+                        .as_ref()
+                        .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+                        .map(Arc::new)
+                })
+                .map(|p| selectors.matches(resource, &p));
+            match (was, selectors.matches(resource, &object)) {
+                (Some(false), true) => "ADDED",
+                (Some(true), false) => "DELETED",
+                _ => "MODIFIED",
+            }
+        }
+        _ => natural_kind,
     };
     let in_selection = selectors.matches(resource, &object) || kind == "DELETED";
     if !in_selection {
@@ -570,7 +614,7 @@ fn event_line(
             kind,
             &table::table(
                 resource,
-                std::slice::from_ref(&object),
+                std::slice::from_ref(&*object),
                 metadata,
                 include,
                 headers,
@@ -578,6 +622,20 @@ fn event_line(
         );
     }
     line(kind, &object)
+}
+
+/// `{"type":KIND,"object":OBJECT}` and a newline, the object copied from its stored
+/// bytes with the resourceVersion stamped, without decoding it.
+fn plain_json_line(kind: &str, event: &WatchEvent) -> Option<Bytes> {
+    let kv = match event {
+        WatchEvent::Added(kv) | WatchEvent::Modified { kv, .. } | WatchEvent::Deleted(kv) => kv,
+        WatchEvent::Bookmark(_) => return None,
+    };
+    let mut bytes = Vec::with_capacity(kv.value.len() + 64);
+    bytes.extend_from_slice(format!("{{\"type\":\"{kind}\",\"object\":").as_bytes());
+    registry::write_versioned(kv, true, &mut bytes).ok()?;
+    bytes.extend_from_slice(b"}\n");
+    Some(Bytes::from(bytes))
 }
 
 fn line(kind: &str, object: &Value) -> Option<Bytes> {

@@ -23,11 +23,13 @@ use apimachinery::errors::{FieldError, StatusError};
 use apimachinery::resources::{self, GroupResource, ResourceInfo};
 use apimachinery::{fields as field_selectors, labels as label_selectors};
 use bytes::Bytes;
+use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
+use crate::storage::cacher::{CachedEvent, CachedWatchStream, WatchCache};
 use crate::storage::{
-    ContinueToken, KeyValue, ListOptions, Preconditions, Storage, StorageError, WatchOptions,
-    WatchStream,
+    ContinueToken, KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError,
+    WatchOptions,
 };
 
 /// Namespaces every cluster has, created at start as upstream's system namespaces controller does.
@@ -108,6 +110,8 @@ impl Selectors {
 pub struct Registry {
     storage: Arc<dyn Storage>,
     network: services::ServiceNetwork,
+    /// Serves lists and watches from memory when present (see [`WatchCache`]).
+    cache: Option<Arc<WatchCache>>,
 }
 
 /// The storage key prefix of `resource`, optionally within one namespace (ending in `/`).
@@ -136,6 +140,95 @@ fn decode(kv: &KeyValue) -> Result<Value, StatusError> {
     })?;
     meta::set_meta(&mut object, "resourceVersion", kv.mod_revision.to_string());
     Ok(object)
+}
+
+/// A `<Kind>List` of `items` (which lose apiVersion/kind, as upstream serializes typed
+/// list items) read at `revision`, with the next page's token when there is one.
+fn list_object(
+    resource: &ResourceInfo,
+    revision: Revision,
+    next: Option<String>,
+    remaining: Option<i64>,
+    mut items: Vec<Value>,
+) -> Value {
+    let mut metadata = Map::new();
+    metadata.insert(
+        "resourceVersion".into(),
+        Value::String(revision.to_string()),
+    );
+    if let Some(next) = next {
+        metadata.insert("continue".into(), Value::String(next));
+        if let Some(remaining) = remaining.filter(|r| *r > 0) {
+            metadata.insert("remainingItemCount".into(), Value::from(remaining));
+        }
+    }
+    for item in &mut items {
+        if let Some(map) = item.as_object_mut() {
+            map.remove("apiVersion");
+            map.remove("kind");
+        }
+    }
+    json!({
+        "kind": format!("{}List", resource.kind),
+        "apiVersion": resource.api_version(),
+        "metadata": metadata,
+        "items": items,
+    })
+}
+
+/// Writes a stored object as served, `metadata.resourceVersion` stamped, without
+/// decoding more than its metadata: the other top-level fields are copied as raw JSON.
+/// `with_type_meta` false drops apiVersion/kind (a typed list's items).
+pub fn write_versioned(
+    kv: &KeyValue,
+    with_type_meta: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), StatusError> {
+    let corrupt = |e: serde_json::Error| {
+        StatusError::internal_error(format!("stored object {} is not JSON: {e}", kv.key))
+    };
+    let fields: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(&kv.value).map_err(corrupt)?;
+    out.push(b'{');
+    let mut first = true;
+    let mut separator = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+    };
+    let mut wrote_metadata = false;
+    for (name, raw) in &fields {
+        if !with_type_meta && (name == "apiVersion" || name == "kind") {
+            continue;
+        }
+        separator(out);
+        serde_json::to_writer(&mut *out, name).map_err(corrupt)?;
+        out.push(b':');
+        if name == "metadata" {
+            let mut metadata: Map<String, Value> =
+                serde_json::from_str(raw.get()).map_err(corrupt)?;
+            metadata.insert(
+                "resourceVersion".into(),
+                Value::String(kv.mod_revision.to_string()),
+            );
+            serde_json::to_writer(&mut *out, &metadata).map_err(corrupt)?;
+            wrote_metadata = true;
+        } else {
+            out.extend_from_slice(raw.get().as_bytes());
+        }
+    }
+    if !wrote_metadata {
+        separator(out);
+        out.extend_from_slice(
+            format!(
+                "\"metadata\":{{\"resourceVersion\":\"{}\"}}",
+                kv.mod_revision
+            )
+            .as_bytes(),
+        );
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// Encodes an object for storage: without resourceVersion, which is the store's revision.
@@ -250,7 +343,83 @@ impl Registry {
 
     /// A registry over `storage` allocating Service IPs and node ports from `network`.
     pub fn with_network(storage: Arc<dyn Storage>, network: services::ServiceNetwork) -> Self {
-        Registry { storage, network }
+        Registry {
+            storage,
+            network,
+            cache: None,
+        }
+    }
+
+    /// The same registry serving lists and watches from `cache` (over the same store).
+    pub fn with_cache(mut self, cache: Arc<WatchCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The objects a list reads, from the watch cache when it can answer: a full list
+    /// (no limit, no continue) that is not at an exact resourceVersion. `None`: read
+    /// the store.
+    async fn list_from_cache(
+        &self,
+        prefix: &str,
+        params: &ListParams,
+    ) -> Result<Option<(Revision, Vec<KeyValue>)>, StatusError> {
+        let Some(cache) = &self.cache else {
+            return Ok(None);
+        };
+        let paged = params.limit.is_some_and(|l| l > 0)
+            || params
+                .continue_token
+                .as_deref()
+                .is_some_and(|t| !t.is_empty());
+        if paged || params.resource_version_match.as_deref() == Some("Exact") {
+            return Ok(None);
+        }
+        let min_revision = match params
+            .resource_version
+            .as_deref()
+            .filter(|rv| !rv.is_empty())
+        {
+            None => None,
+            Some(rv) => Some(parse_resource_version(rv)?),
+        };
+        Ok(cache.list(prefix, min_revision).await)
+    }
+
+    /// A full list as upstream's JSON bytes, built without decoding the objects, when
+    /// the watch cache can answer and nothing needs filtering; `None` otherwise.
+    pub async fn list_json_bytes(
+        &self,
+        resource: &ResourceInfo,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Option<Bytes>, StatusError> {
+        if !Selectors::parse(resource, params)?.is_everything() {
+            return Ok(None);
+        }
+        let prefix = prefix(resource, namespace)?;
+        let Some((revision, items)) = self.list_from_cache(&prefix, params).await? else {
+            return Ok(None);
+        };
+        let mut out =
+            Vec::with_capacity(items.iter().map(|kv| kv.value.len() + 32).sum::<usize>() + 128);
+        out.extend_from_slice(b"{\"kind\":");
+        serde_json::to_writer(&mut out, &format!("{}List", resource.kind))
+            .map_err(StatusError::internal_error)?;
+        out.extend_from_slice(b",\"apiVersion\":");
+        serde_json::to_writer(&mut out, &resource.api_version())
+            .map_err(StatusError::internal_error)?;
+        out.extend_from_slice(
+            format!(",\"metadata\":{{\"resourceVersion\":\"{revision}\"}},\"items\":[").as_bytes(),
+        );
+        for (i, kv) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_versioned(kv, false, &mut out)?;
+        }
+        out.extend_from_slice(b"]}");
+        Ok(Some(Bytes::from(out)))
     }
 
     /// Creates (or leaves be) the `kubernetes` Service and Endpoints in `default`,
@@ -454,6 +623,15 @@ impl Registry {
         }
         let gr = resource.group_resource();
         let mut items = Vec::new();
+        if let Some((revision, cached)) = self.list_from_cache(&prefix, params).await? {
+            for kv in &cached {
+                let object = decode(kv)?;
+                if selectors.matches(resource, &object) {
+                    items.push(object);
+                }
+            }
+            return Ok(list_object(resource, revision, None, None, items));
+        }
         let (list_revision, next, remaining) = loop {
             let page = self
                 .storage
@@ -503,30 +681,7 @@ impl Registry {
                 None => break (page.revision, None, None),
             }
         };
-        let mut metadata = Map::new();
-        metadata.insert(
-            "resourceVersion".into(),
-            Value::String(list_revision.to_string()),
-        );
-        if let Some(next) = next {
-            metadata.insert("continue".into(), Value::String(next));
-            if let Some(remaining) = remaining.filter(|r| *r > 0) {
-                metadata.insert("remainingItemCount".into(), Value::from(remaining));
-            }
-        }
-        // Items of a typed list carry no apiVersion/kind, as upstream serializes them.
-        for item in &mut items {
-            if let Some(map) = item.as_object_mut() {
-                map.remove("apiVersion");
-                map.remove("kind");
-            }
-        }
-        Ok(json!({
-            "kind": format!("{}List", resource.kind),
-            "apiVersion": resource.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }))
+        Ok(list_object(resource, list_revision, next, remaining, items))
     }
 
     /// Replaces an object (PUT), or its status (PUT on `/status`).
@@ -709,7 +864,7 @@ impl Registry {
         namespace: Option<&str>,
         resource_version: Option<&str>,
         bookmarks: bool,
-    ) -> Result<WatchStream, StatusError> {
+    ) -> Result<CachedWatchStream, StatusError> {
         let prefix = prefix(resource, namespace)?;
         let after = match resource_version.filter(|rv| !rv.is_empty()) {
             None => 0,
@@ -718,10 +873,15 @@ impl Registry {
         let options = WatchOptions {
             progress_notify: bookmarks.then(|| std::time::Duration::from_secs(60)),
         };
-        self.storage
-            .watch(&prefix, after, options)
-            .await
-            .map_err(|e| storage_error(e, &resource.group_resource(), ""))
+        let stream = match &self.cache {
+            Some(cache) => cache.watch(&prefix, after, options).await,
+            None => self
+                .storage
+                .watch(&prefix, after, options)
+                .await
+                .map(|s| -> CachedWatchStream { Box::pin(s.map(|e| e.map(CachedEvent::new))) }),
+        };
+        stream.map_err(|e| storage_error(e, &resource.group_resource(), ""))
     }
 
     /// Decodes a stored object for the watch stream.

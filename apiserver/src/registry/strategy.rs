@@ -65,6 +65,38 @@ pub fn set_defaults(resource: &ResourceInfo, object: &mut Value) {
     if is(resource, "", "services") {
         super::services::set_defaults(object);
     }
+    if is(resource, "", "secrets") {
+        fold_secret_string_data(object);
+    }
+}
+
+/// A Secret's write-only `stringData` is merged into `data` (base64, overriding keys
+/// also in `data`) and dropped, and `type` defaults to Opaque, as upstream's v1
+/// conversion and defaulting do.
+fn fold_secret_string_data(object: &mut Value) {
+    use base64::Engine as _;
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(strings)) = map.remove("stringData") {
+        let data = map.entry("data").or_insert_with(|| json!({}));
+        if !data.is_object() {
+            *data = json!({});
+        }
+        if let Some(data) = data.as_object_mut() {
+            for (key, value) in strings {
+                let text = value.as_str().unwrap_or_default();
+                let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                data.insert(key, Value::String(encoded));
+            }
+        }
+    }
+    if map
+        .get("type")
+        .is_none_or(|t| t.as_str().is_none_or(str::is_empty))
+    {
+        map.insert("type".into(), json!("Opaque"));
+    }
 }
 
 /// Defaults and resets of a create, before validation.
@@ -89,6 +121,16 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
         map.insert("status".into(), json!({"phase": "Pending"}));
     } else if is(resource, "", "services") {
         map.insert("status".into(), json!({"loadBalancer": {}}));
+    } else if is(resource, "", "nodes") {
+        // Nodes are the exception: a kubelet registers itself with its status at once.
+        let status = map.entry("status").or_insert_with(|| json!({}));
+        if let Some(status) = status.as_object_mut()
+            && status.get("allocatable").is_none_or(Value::is_null)
+            && let Some(capacity) = status.get("capacity").cloned()
+        {
+            // Upstream's SetDefaults_NodeStatus: allocatable defaults to capacity.
+            status.insert("allocatable".into(), capacity);
+        }
     } else if has_status(resource) {
         // A client may not set status on create; the controllers report it.
         map.remove("status");
@@ -378,6 +420,26 @@ mod tests {
             "{fields:?}"
         );
         assert_eq!(errors.len(), 2, "{fields:?}");
+    }
+
+    #[test]
+    fn nodes_keep_their_status_on_create_with_allocatable_defaulted() {
+        let nodes = find("", "v1", "nodes").unwrap();
+        let mut node = json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "2"}}});
+        prepare_for_create(nodes, &mut node);
+        assert_eq!(node["status"]["capacity"], json!({"cpu": "2"}));
+        assert_eq!(node["status"]["allocatable"], json!({"cpu": "2"}));
+    }
+
+    #[test]
+    fn secret_string_data_is_folded_into_data() {
+        let secrets = find("", "v1", "secrets").unwrap();
+        let mut secret = json!({"metadata": {"name": "s"}, "data": {"a": "b2xk", "b": "Yg=="}, "stringData": {"a": "new", "c": "hunter2"}});
+        set_defaults(secrets, &mut secret);
+        assert_eq!(
+            secret,
+            json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "bmV3", "b": "Yg==", "c": "aHVudGVyMg=="}})
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Backends: [`embedded`] (one SQLite file, the default for `rkube up`), [`etcd`]
 //! (etcd v3 in production) and [`memory`] (unit tests). [`open`] picks one by URL.
 
+pub mod cacher;
 mod compactor;
 mod continue_token;
 pub mod embedded;

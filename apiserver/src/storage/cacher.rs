@@ -1,0 +1,620 @@
+//! The watch cache, as upstream's cacher (k8s.io/apiserver/pkg/storage/cacher): one
+//! watch on the store for everything under `/registry/`, an in-memory copy of every
+//! object and a window of recent events.
+//!
+//! Lists without an exact resourceVersion and every watch are served from memory, so
+//! a thousand watchers cost the store one watch, and a LIST of ten thousand pods reads
+//! no disk. A consistent list (resourceVersion "") first asks the store for its current
+//! revision and waits until the cache has seen it, as upstream's ConsistentListFromCache.
+//!
+//! Each event is an [`Arc<CachedEvent>`] shared by every watcher; what a watcher sends
+//! is computed once per event and media type (see [`CachedEvent::memo`]). A watcher
+//! that falls more than the broadcast capacity behind is cut off (its stream ends, the
+//! client re-watches from its last resourceVersion) instead of slowing the others.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::{KeyValue, Revision, Storage, StorageError, WatchEvent, WatchOptions, prefix_end};
+
+/// Everything the API server stores lives under this prefix.
+const ROOT: &str = "/registry/";
+/// Recent events kept for watches that start from an older resourceVersion.
+const WINDOW: usize = 10_000;
+/// Events a watcher may fall behind before it is cut off.
+const BROADCAST_CAPACITY: usize = 4_096;
+/// How often the cache asks the store for progress when nothing happens, so that its
+/// revision catches up with writes it does not hold (keys outside `/registry/`).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a consistent read waits for the cache before reading the store instead.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
+
+/// One event as cached and shared by all watchers.
+pub struct CachedEvent {
+    /// The event; `Modified.prev_value` is always set (the cache knows the old state).
+    pub event: WatchEvent,
+    /// Per-consumer memos (e.g. the decoded object, the JSON line), computed once.
+    memos: Mutex<Vec<(&'static str, Arc<dyn std::any::Any + Send + Sync>)>>,
+}
+
+impl CachedEvent {
+    /// Wraps an event.
+    pub fn new(event: WatchEvent) -> Arc<Self> {
+        Arc::new(CachedEvent {
+            event,
+            memos: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The value `compute` produces for this event under `name`, computed by the first
+    /// watcher that asks and shared with the rest.
+    pub fn memo<T: Clone + Send + Sync + 'static>(
+        &self,
+        name: &'static str,
+        compute: impl FnOnce(&WatchEvent) -> T,
+    ) -> T {
+        let found = {
+            let memos = self.memos.lock().unwrap_or_else(|p| p.into_inner());
+            memos
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| v.clone().downcast::<T>().ok())
+        };
+        if let Some(value) = found {
+            return (*value).clone();
+        }
+        let value = compute(&self.event);
+        let mut memos = self.memos.lock().unwrap_or_else(|p| p.into_inner());
+        if !memos.iter().any(|(n, _)| *n == name) {
+            memos.push((name, Arc::new(value.clone())));
+        }
+        value
+    }
+}
+
+/// A stream of shared events; it ends after an error or when the watcher is cut off.
+pub type CachedWatchStream =
+    Pin<Box<dyn Stream<Item = Result<Arc<CachedEvent>, StorageError>> + Send>>;
+
+/// The cached state: every object, and the recent events.
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, KeyValue>,
+    window: VecDeque<Arc<CachedEvent>>,
+    /// The cache reflects the store up to this revision.
+    revision: Revision,
+    /// Every event after this revision is in the window.
+    window_start: Revision,
+    /// False until the first list arrived (and while re-listing after an error).
+    ready: bool,
+    /// Where events go to live watchers; replaced on re-list, which ends old watches.
+    events: Option<broadcast::Sender<Arc<CachedEvent>>>,
+}
+
+/// The watch cache over one store.
+pub struct WatchCache {
+    inner: Arc<dyn Storage>,
+    state: Arc<RwLock<State>>,
+    revision: watch::Receiver<Revision>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchCache {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn read(state: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
+    state.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write(state: &RwLock<State>) -> std::sync::RwLockWriteGuard<'_, State> {
+    state.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl WatchCache {
+    /// Starts filling the cache from `inner` on the current tokio runtime.
+    pub fn start(inner: Arc<dyn Storage>) -> Arc<Self> {
+        let state = Arc::new(RwLock::new(State::default()));
+        let (revision_tx, revision) = watch::channel(0);
+        let task = tokio::spawn(feed(inner.clone(), state.clone(), revision_tx));
+        Arc::new(WatchCache {
+            inner,
+            state,
+            revision,
+            task,
+        })
+    }
+
+    /// Waits until the cache has seen `revision`; false when it did not in time.
+    async fn wait_for(&self, revision: Revision) -> bool {
+        let mut seen = self.revision.clone();
+        let reached = seen.wait_for(|r| *r >= revision);
+        matches!(
+            tokio::time::timeout(FRESHNESS_WAIT, reached).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// The objects under `prefix` and the revision they are current at, or `None`
+    /// when the cache cannot answer (not filled yet, or behind) and the store must.
+    /// `min_revision`: `None` for a consistent read (the store's current revision),
+    /// `Some(n)` for "not older than n" (0: any).
+    pub async fn list(
+        &self,
+        prefix: &str,
+        min_revision: Option<Revision>,
+    ) -> Option<(Revision, Vec<KeyValue>)> {
+        if !prefix.starts_with(ROOT) || !read(&self.state).ready {
+            return None;
+        }
+        let wanted = match min_revision {
+            Some(r) => r,
+            None => self.inner.current_revision().await.ok()?,
+        };
+        if !self.wait_for(wanted).await {
+            return None;
+        }
+        let state = read(&self.state);
+        if !state.ready {
+            return None;
+        }
+        let end = prefix_end(prefix);
+        let items = state
+            .objects
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Excluded(end.as_str()),
+            ))
+            .map(|(_, kv)| kv.clone())
+            .collect();
+        Some((state.revision, items))
+    }
+
+    /// Watches keys under `prefix` after revision `after` (0: the current objects as
+    /// ADDED events first). A revision older than the window is watched on the store.
+    pub async fn watch(
+        &self,
+        prefix: &str,
+        after: Revision,
+        options: WatchOptions,
+    ) -> Result<CachedWatchStream, StorageError> {
+        let prefix = prefix.to_owned();
+        let served = {
+            let state = read(&self.state);
+            match &state.events {
+                Some(sender)
+                    if state.ready
+                        && prefix.starts_with(ROOT)
+                        && (after == 0 || after >= state.window_start) =>
+                {
+                    Some(self.start_from_memory(&state, sender, &prefix, after))
+                }
+                _ => None,
+            }
+        };
+        let Some((initial, from, receiver)) = served else {
+            return self.watch_store(&prefix, after, options).await;
+        };
+        let (tx, rx) = mpsc::channel(1024);
+        let revision = self.revision.clone();
+        tokio::spawn(forward(
+            prefix,
+            initial,
+            from,
+            receiver,
+            revision,
+            options.progress_notify,
+            tx,
+        ));
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
+    /// What a watch served from memory starts with: the initial events, the revision
+    /// they bring the watcher to, and its subscription to live events.
+    fn start_from_memory(
+        &self,
+        state: &State,
+        sender: &broadcast::Sender<Arc<CachedEvent>>,
+        prefix: &str,
+        after: Revision,
+    ) -> (
+        Vec<Arc<CachedEvent>>,
+        Revision,
+        broadcast::Receiver<Arc<CachedEvent>>,
+    ) {
+        {
+            // Subscribing under the lock: the feed publishes under the write lock, so
+            // every event after `state.revision` reaches this receiver.
+            let receiver = sender.subscribe();
+            let initial: Vec<Arc<CachedEvent>> = if after == 0 {
+                let end = prefix_end(prefix);
+                state
+                    .objects
+                    .range::<str, _>((
+                        std::ops::Bound::Included(prefix),
+                        std::ops::Bound::Excluded(end.as_str()),
+                    ))
+                    .map(|(_, kv)| CachedEvent::new(WatchEvent::Added(kv.clone())))
+                    .collect()
+            } else {
+                state
+                    .window
+                    .iter()
+                    .filter(|e| {
+                        e.event.revision() > after
+                            && e.event.key().is_some_and(|k| k.starts_with(prefix))
+                    })
+                    .cloned()
+                    .collect()
+            };
+            (initial, state.revision.max(after), receiver)
+        }
+    }
+
+    /// A watch the cache cannot serve, straight from the store, with events wrapped.
+    async fn watch_store(
+        &self,
+        prefix: &str,
+        after: Revision,
+        options: WatchOptions,
+    ) -> Result<CachedWatchStream, StorageError> {
+        let stream = self.inner.watch(prefix, after, options).await?;
+        Ok(Box::pin(stream.map(|e| e.map(CachedEvent::new))))
+    }
+}
+
+/// One watcher: the initial events, then live ones under `prefix` after `from`, with
+/// bookmarks when asked; ends when the watcher is dropped or cut off.
+async fn forward(
+    prefix: String,
+    initial: Vec<Arc<CachedEvent>>,
+    mut from: Revision,
+    mut receiver: broadcast::Receiver<Arc<CachedEvent>>,
+    revision: watch::Receiver<Revision>,
+    bookmarks: Option<Duration>,
+    tx: mpsc::Sender<Result<Arc<CachedEvent>, StorageError>>,
+) {
+    for event in initial {
+        from = from.max(event.event.revision());
+        if tx.send(Ok(event)).await.is_err() {
+            return;
+        }
+    }
+    let mut ticker = tokio::time::interval(bookmarks.unwrap_or(Duration::from_secs(3600)));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            received = receiver.recv() => match received {
+                Ok(event) => {
+                    let revision = event.event.revision();
+                    if revision <= from || !event.event.key().is_some_and(|k| k.starts_with(&prefix)) {
+                        continue;
+                    }
+                    from = revision;
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                // Lagged: cut off. Closed: the cache re-listed. Either way the client
+                // re-watches from the last resourceVersion it saw.
+                Err(_) => return,
+            },
+            _ = ticker.tick(), if bookmarks.is_some() => {
+                let current = *revision.borrow();
+                if current > from {
+                    from = current;
+                }
+                let bookmark = CachedEvent::new(WatchEvent::Bookmark(from));
+                if tx.send(Ok(bookmark)).await.is_err() {
+                    return;
+                }
+            }
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+/// Fills and follows the cache: list everything, then watch from the list's revision;
+/// on any error start over (ending the current watchers).
+async fn feed(
+    inner: Arc<dyn Storage>,
+    state: Arc<RwLock<State>>,
+    revision_tx: watch::Sender<Revision>,
+) {
+    let end = prefix_end(ROOT);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let listed = inner.range(ROOT, &end, None, 0).await;
+        let page = match listed {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch cache: listing the store failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let options = WatchOptions {
+            progress_notify: Some(PROGRESS_INTERVAL),
+        };
+        let mut stream = match inner.watch_after(ROOT, page.revision, options).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch cache: watching the store failed; retrying");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        {
+            let mut state = write(&state);
+            let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
+            *state = State {
+                objects: page
+                    .items
+                    .into_iter()
+                    .map(|kv| (kv.key.clone(), kv))
+                    .collect(),
+                window: VecDeque::new(),
+                revision: page.revision,
+                window_start: page.revision,
+                ready: true,
+                events: Some(sender),
+            };
+        }
+        revision_tx.send_replace(page.revision);
+        backoff = Duration::from_millis(100);
+
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => {
+                    let revision = apply(&state, event);
+                    revision_tx.send_if_modified(|r| {
+                        let newer = revision > *r;
+                        *r = (*r).max(revision);
+                        newer
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch cache: the store's watch ended; re-listing");
+                    break;
+                }
+            }
+        }
+        let mut state = write(&state);
+        state.ready = false;
+        state.events = None;
+    }
+}
+
+/// Applies one store event to the cache and publishes it; returns the cache's revision.
+fn apply(state: &RwLock<State>, event: WatchEvent) -> Revision {
+    let mut state = write(state);
+    let event = match event {
+        WatchEvent::Bookmark(revision) => {
+            state.revision = state.revision.max(revision);
+            return state.revision;
+        }
+        WatchEvent::Added(kv) | WatchEvent::Modified { kv, .. } => {
+            match state.objects.insert(kv.key.clone(), kv.clone()) {
+                Some(previous) => WatchEvent::Modified {
+                    kv,
+                    prev_value: Some(previous.value),
+                },
+                None => WatchEvent::Added(kv),
+            }
+        }
+        WatchEvent::Deleted(kv) => {
+            state.objects.remove(&kv.key);
+            WatchEvent::Deleted(kv)
+        }
+    };
+    state.revision = state.revision.max(event.revision());
+    let shared = CachedEvent::new(event);
+    if state.window.len() == WINDOW
+        && let Some(oldest) = state.window.pop_front()
+    {
+        state.window_start = oldest.event.revision();
+    }
+    state.window.push_back(shared.clone());
+    if let Some(sender) = &state.events {
+        let _ = sender.send(shared);
+    }
+    state.revision
+}
+
+/// Shared by tests: whether the cache is filled.
+#[cfg(test)]
+fn is_ready(cache: &WatchCache) -> bool {
+    read(&cache.state).ready
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryStore;
+
+    async fn ready_cache(store: Arc<dyn Storage>) -> Arc<WatchCache> {
+        let cache = WatchCache::start(store);
+        for _ in 0..200 {
+            if is_ready(&cache) {
+                return cache;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the cache never filled");
+    }
+
+    use bytes::Bytes;
+
+    fn value(s: &str) -> Bytes {
+        Bytes::from(s.to_owned())
+    }
+
+    #[tokio::test]
+    async fn consistent_lists_see_every_acknowledged_write() {
+        let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+        store
+            .create("/registry/pods/a/one", value("1"))
+            .await
+            .unwrap();
+        let cache = ready_cache(store.clone()).await;
+        for i in 0..50 {
+            store
+                .create(&format!("/registry/pods/b/p{i:02}"), value("x"))
+                .await
+                .unwrap();
+            let (revision, items) = cache.list("/registry/pods/b/", None).await.unwrap();
+            assert_eq!(items.len(), i + 1, "the write just acknowledged is listed");
+            assert_eq!(revision, store.current_revision().await.unwrap());
+        }
+        let (_, all) = cache.list("/registry/pods/", Some(0)).await.unwrap();
+        assert_eq!(all.len(), 51);
+        assert!(cache.list("/elsewhere/", Some(0)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn watches_replay_the_window_and_follow_live_events() {
+        let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+        let cache = ready_cache(store.clone()).await;
+        let first = store.create("/registry/cm/a", value("1")).await.unwrap();
+        let second = store.create("/registry/cm/b", value("2")).await.unwrap();
+        cache.wait_for(second.mod_revision).await;
+
+        // From the first write's revision: the second write from the window.
+        let mut watch = cache
+            .watch("/registry/cm/", first.mod_revision, WatchOptions::default())
+            .await
+            .unwrap();
+        let replayed = watch.next().await.unwrap().unwrap();
+        assert_eq!(replayed.event.key(), Some("/registry/cm/b"));
+
+        // Live: an update arrives as MODIFIED with the previous value, a delete as DELETED.
+        store
+            .guaranteed_update("/registry/cm/a", &Default::default(), false, &|_| {
+                Ok(value("1b"))
+            })
+            .await
+            .unwrap();
+        match &watch.next().await.unwrap().unwrap().event {
+            WatchEvent::Modified { kv, prev_value } => {
+                assert_eq!(kv.value, value("1b"));
+                assert_eq!(prev_value.as_ref(), Some(&value("1")));
+            }
+            other => panic!("expected MODIFIED, got {other:?}"),
+        }
+        store
+            .delete("/registry/cm/b", &Default::default())
+            .await
+            .unwrap();
+        assert!(matches!(
+            watch.next().await.unwrap().unwrap().event,
+            WatchEvent::Deleted(_)
+        ));
+
+        // From 0: the current objects as ADDED.
+        let mut fresh = cache
+            .watch("/registry/cm/", 0, WatchOptions::default())
+            .await
+            .unwrap();
+        match &fresh.next().await.unwrap().unwrap().event {
+            WatchEvent::Added(kv) => assert_eq!(kv.value, value("1b")),
+            other => panic!("expected ADDED, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_shared_between_watchers_and_memos_computed_once() {
+        let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+        let cache = ready_cache(store.clone()).await;
+        let mut one = cache
+            .watch("/registry/cm/", 0, WatchOptions::default())
+            .await
+            .unwrap();
+        let mut two = cache
+            .watch("/registry/cm/", 0, WatchOptions::default())
+            .await
+            .unwrap();
+        store.create("/registry/cm/x", value("v")).await.unwrap();
+        let a = one.next().await.unwrap().unwrap();
+        let b = two.next().await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "one event object for both watchers");
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        for event in [&a, &b] {
+            let line: Bytes = event.memo("line", |_| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                value("encoded")
+            });
+            assert_eq!(line, value("encoded"));
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_is_cut_off_without_slowing_others() {
+        let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+        let cache = ready_cache(store.clone()).await;
+        let mut slow = cache
+            .watch("/registry/cm/", 0, WatchOptions::default())
+            .await
+            .unwrap();
+        let mut fast = cache
+            .watch("/registry/cm/", 0, WatchOptions::default())
+            .await
+            .unwrap();
+        let total = BROADCAST_CAPACITY + 2_000;
+        let reader = tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < total {
+                fast.next().await.unwrap().unwrap();
+                seen += 1;
+            }
+            seen
+        });
+        for i in 0..total {
+            store
+                .create(&format!("/registry/cm/k{i:05}"), value("v"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            reader.await.unwrap(),
+            total,
+            "the fast watcher saw everything"
+        );
+        // The slow one drains what was buffered, then its stream ends.
+        let mut drained = 0;
+        while let Some(event) = slow.next().await {
+            event.unwrap();
+            drained += 1;
+        }
+        assert!(
+            drained < total,
+            "the slow watcher was cut off after {drained}"
+        );
+    }
+
+    #[tokio::test]
+    async fn watches_older_than_the_window_go_to_the_store() {
+        let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+        let early = store.create("/registry/cm/a", value("1")).await.unwrap();
+        store.create("/registry/cm/b", value("2")).await.unwrap();
+        // The cache starts after both writes: its window begins after them.
+        let cache = ready_cache(store.clone()).await;
+        let mut watch = cache
+            .watch("/registry/cm/", early.mod_revision, WatchOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            watch.next().await.unwrap().unwrap().event.key(),
+            Some("/registry/cm/b"),
+            "served from the store's history"
+        );
+    }
+}
