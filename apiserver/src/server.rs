@@ -98,6 +98,11 @@ impl Server {
         let advertised = SocketAddr::new(options.advertised_address(), local_addr.port());
         // Lists and watches are served from the watch cache, one store watch for all.
         let cache = crate::storage::cacher::WatchCache::start(storage.clone());
+        // Serve once the cache is filled, as upstream's readiness waits for its caches;
+        // until then (a huge store) lists and watches simply go to the store.
+        if !cache.wait_until_ready(Duration::from_secs(30)).await {
+            tracing::warn!("the watch cache is still filling; serving from the store meanwhile");
+        }
         let registry =
             Registry::with_network(storage.clone(), options.service_network()).with_cache(cache);
         let state = AppState::with_registry(registry, storage.clone(), advertised);

@@ -132,6 +132,18 @@ impl WatchCache {
         })
     }
 
+    /// Waits until the cache is filled, at most `timeout`; false when it is not.
+    pub async fn wait_until_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !read(&self.state).ready {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// Waits until the cache has seen `revision`; false when it did not in time.
     async fn wait_for(&self, revision: Revision) -> bool {
         let mut seen = self.revision.clone();
@@ -429,12 +441,6 @@ fn apply(state: &RwLock<State>, event: WatchEvent) -> Revision {
     state.revision
 }
 
-/// Shared by tests: whether the cache is filled.
-#[cfg(test)]
-fn is_ready(cache: &WatchCache) -> bool {
-    read(&cache.state).ready
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,13 +448,8 @@ mod tests {
 
     async fn ready_cache(store: Arc<dyn Storage>) -> Arc<WatchCache> {
         let cache = WatchCache::start(store);
-        for _ in 0..200 {
-            if is_ready(&cache) {
-                return cache;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the cache never filled");
+        assert!(cache.wait_until_ready(Duration::from_secs(5)).await);
+        cache
     }
 
     use bytes::Bytes;
