@@ -1,12 +1,14 @@
 //! The REST surface of every resource: path parsing (upstream's `RequestInfoFactory`),
-//! verb dispatch, body decoding with upstream's limits and messages, content
-//! negotiation (JSON, Table) and watch streaming, over the generic [`Registry`].
+//! verb dispatch, body decoding (JSON, and client-go's protobuf) with upstream's limits
+//! and messages, content negotiation (JSON, Table) and watch streaming, over the
+//! generic [`Registry`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use apimachinery::errors::StatusError;
+use apimachinery::protobuf;
 use apimachinery::resources::{self, ResourceInfo};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -165,6 +167,19 @@ async fn handle(
             Err(e) => error(e),
         };
     }
+    if let Some(response) = bind(
+        state,
+        resource,
+        &target,
+        &method,
+        query.as_deref(),
+        headers,
+        &body,
+    )
+    .await
+    {
+        return response;
+    }
     let part = match target.subresource {
         None => Part::Main,
         Some("status") if resource.subresource("status").is_some() => Part::Status,
@@ -205,12 +220,19 @@ async fn handle(
             &action,
         ));
     }
-    if matches!(verb, "create" | "update") && !is_json(headers) {
+    if matches!(verb, "create" | "update") && body_format(headers).is_none() {
         return error(StatusError::unsupported_media_type(&[
             "application/json",
             "application/yaml",
+            protobuf::MEDIA_TYPE,
         ]));
     }
+    // the kind a protobuf envelope without a type is decoded as (upstream's defaultGVK)
+    let defaults = protobuf::Defaults {
+        group: resource.group,
+        version: resource.version,
+        kind: resource.kind,
+    };
     // fieldValidation=Strict refuses unknown fields, Warn (the default) reports them
     let warnings = match crate::registry::field_validation::check(resource, verb, &params, &body) {
         Ok(warnings) => warnings,
@@ -245,14 +267,14 @@ async fn handle(
             }
         }
         "watch" => return watch(registry, resource, &target, &params, headers).await,
-        "create" => match decode_body(&body) {
+        "create" => match decode_request(headers, &body, defaults) {
             Ok(object) => registry
                 .create(resource, target.namespace, object, dry_run)
                 .await
                 .map(|o| (StatusCode::CREATED, o)),
             Err(e) => Err(e),
         },
-        "update" => match decode_body(&body) {
+        "update" => match decode_request(headers, &body, defaults) {
             Ok(object) => registry
                 .update(
                     resource,
@@ -279,7 +301,7 @@ async fn handle(
         .await
         .map(|o| (StatusCode::OK, o)),
         "delete" => {
-            let preconditions = match delete_preconditions(&body) {
+            let preconditions = match delete_preconditions(headers, &body) {
                 Ok(p) => p,
                 Err(e) => return error(e),
             };
@@ -378,12 +400,99 @@ pub fn decode_body(body: &[u8]) -> Result<Value, StatusError> {
     Ok(value)
 }
 
+/// `POST .../pods/{name}/binding` and the legacy `POST .../bindings` (the pod named by
+/// the Binding), as upstream's BindingREST; `None` for every other request.
+async fn bind(
+    state: &AppState,
+    resource: &ResourceInfo,
+    target: &Target<'_>,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Response> {
+    let subresource = resource.plural == "pods" && target.subresource == Some("binding");
+    let legacy = resource.plural == "bindings" && target.name.is_none();
+    if resource.group != "" || !(subresource || legacy) {
+        return None;
+    }
+    let namespace = target.namespace?;
+    if method != Method::POST {
+        let action = method.as_str().to_ascii_lowercase();
+        return Some(error(StatusError::method_not_supported(
+            &resource.group_resource(),
+            &action,
+        )));
+    }
+    if body_format(headers).is_none() {
+        return Some(error(StatusError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+            protobuf::MEDIA_TYPE,
+        ])));
+    }
+    let defaults = protobuf::Defaults {
+        group: "",
+        version: "v1",
+        kind: "Binding",
+    };
+    let binding = match decode_request(headers, body, defaults) {
+        Ok(binding) => binding,
+        Err(e) => return Some(error(e)),
+    };
+    let name = match target.name {
+        Some(name) => name.to_owned(),
+        None => registry::meta::name(&binding).to_owned(),
+    };
+    let dry_run = query.is_some_and(|q| {
+        form_urlencoded_pairs(q)
+            .iter()
+            .any(|(k, v)| k == "dryRun" && v == "All")
+    });
+    Some(
+        match state
+            .registry()
+            .bind_pod(namespace, &name, &binding, dry_run)
+            .await
+        {
+            Ok(status) => json_response(StatusCode::CREATED, &status),
+            Err(e) => error(e),
+        },
+    )
+}
+
+/// Decodes a request body in its `Content-Type`: Kubernetes protobuf (what client-go's
+/// typed clients send) becomes the JSON object a JSON client would have sent, decoded as
+/// `defaults` where its envelope names no kind; anything else is read as JSON.
+pub fn decode_request(
+    headers: &HeaderMap,
+    body: &[u8],
+    defaults: protobuf::Defaults<'_>,
+) -> Result<Value, StatusError> {
+    if body_format(headers) != Some(BodyFormat::Protobuf) {
+        return decode_body(body);
+    }
+    if body.len() > MAX_REQUEST_BODY_BYTES {
+        return Err(StatusError::request_entity_too_large(&format!(
+            "limit is {MAX_REQUEST_BODY_BYTES}"
+        )));
+    }
+    protobuf::decode(body, defaults).map_err(|e| e.to_status_error(defaults.kind))
+}
+
 /// Preconditions of a DeleteOptions body (empty body: none).
-fn delete_preconditions(body: &[u8]) -> Result<Preconditions, StatusError> {
+fn delete_preconditions(headers: &HeaderMap, body: &[u8]) -> Result<Preconditions, StatusError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Preconditions::default());
     }
-    let options = decode_body(body)?;
+    // client-go's typed clients send DeleteOptions in protobuf too, typed with the
+    // resource's group version; the kind itself is meta.k8s.io's
+    let defaults = protobuf::Defaults {
+        group: "meta.k8s.io",
+        version: "v1",
+        kind: "DeleteOptions",
+    };
+    let options = decode_request(headers, body, defaults)?;
     let preconditions = &options["preconditions"];
     let resource_version = match preconditions["resourceVersion"].as_str() {
         Some(rv) => Some(registry::parse_resource_version(rv)?),
@@ -395,15 +504,25 @@ fn delete_preconditions(body: &[u8]) -> Result<Preconditions, StatusError> {
     })
 }
 
-/// Whether the request body is JSON (no Content-Type is taken as JSON, as upstream).
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|c| c.to_str().ok())
-        .is_none_or(|c| {
-            let media = c.split(';').next().unwrap_or("").trim();
-            media.is_empty() || media == "application/json" || media == "*/*"
-        })
+/// The media types a create or update body may be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFormat {
+    Json,
+    Protobuf,
+}
+
+/// The request body's format, `None` for one the server does not decode (no
+/// Content-Type is taken as JSON, as upstream).
+fn body_format(headers: &HeaderMap) -> Option<BodyFormat> {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Some(BodyFormat::Json);
+    };
+    let content_type = content_type.to_str().ok()?;
+    if protobuf::is_media_type(content_type) {
+        return Some(BodyFormat::Protobuf);
+    }
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    (media.is_empty() || media == "application/json" || media == "*/*").then_some(BodyFormat::Json)
 }
 
 /// Whether the client asked for a Table (`as=Table;g=meta.k8s.io`).

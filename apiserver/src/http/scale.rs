@@ -108,7 +108,12 @@ pub async fn handle(
         None
     };
     let requested = if patch_type.is_none() {
-        Some(super::resources::decode_body(body)?)
+        let defaults = apimachinery::protobuf::Defaults {
+            group: "autoscaling",
+            version: "v1",
+            kind: "Scale",
+        };
+        Some(super::resources::decode_request(headers, body, defaults)?)
     } else {
         None
     };

@@ -10,6 +10,7 @@
 //! Per-resource behaviour lives in [`strategy`]: defaults, name rules and what the
 //! main resource and the status subresource may change.
 
+mod binding;
 pub mod field_validation;
 pub mod fields;
 pub mod meta;

@@ -22,7 +22,9 @@ async fn suite(store: Store, kubectl_name: &'static str) {
         get_output_formats(&kubectl);
         list_options(&kubectl);
         watch(&kubectl);
+        imperative_create_and_binding(&kubectl);
         describe(&kubectl);
+        every_write_verb_on_every_kind(&kubectl);
         label_annotate_patch_replace_edit(&kubectl);
         apply_diff_dry_run_scale_wait(&kubectl);
         explain(&kubectl);
@@ -451,6 +453,108 @@ fn watch(kubectl: &Kubectl) {
     assert!(line.starts_with("configmap/watched-"), "{line}");
 }
 
+/// kubectl's imperative commands send protobuf bodies (client-go's typed clients do);
+/// a pod is then bound to a node through the binding subresource, as the scheduler does.
+fn imperative_create_and_binding(kubectl: &Kubectl) {
+    for (args, said) in [
+        (
+            vec!["create", "configmap", "imp-cm", "--from-literal=k=v"],
+            "configmap/imp-cm created",
+        ),
+        (
+            vec![
+                "create",
+                "secret",
+                "generic",
+                "imp-secret",
+                "--from-literal=p=x",
+            ],
+            "secret/imp-secret created",
+        ),
+        (
+            vec![
+                "create",
+                "deployment",
+                "imp-deploy",
+                "--image=nginx:1.27",
+                "--replicas=0",
+            ],
+            "deployment.apps/imp-deploy created",
+        ),
+        (
+            vec!["create", "service", "clusterip", "imp-svc", "--tcp=80:8080"],
+            "service/imp-svc created",
+        ),
+        (
+            vec!["create", "serviceaccount", "imp-sa"],
+            "serviceaccount/imp-sa created",
+        ),
+        (
+            vec!["run", "imp-pod", "--image=busybox:1.36"],
+            "pod/imp-pod created",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["-n", NS]);
+        assert_eq!(kubectl.ok(&all).trim(), said);
+    }
+    assert_eq!(
+        kubectl.ok(&["create", "namespace", "imp-ns"]).trim(),
+        "namespace/imp-ns created"
+    );
+    assert_eq!(
+        kubectl.jsonpath(&["cm", "imp-cm", "-n", NS], "{.data.k}"),
+        "v"
+    );
+    assert_eq!(
+        kubectl.jsonpath(&["secret", "imp-secret", "-n", NS], "{.data.p} {.type}"),
+        "eA== Opaque"
+    );
+    assert_eq!(
+        kubectl.jsonpath(
+            &["deploy", "imp-deploy", "-n", NS],
+            "{.spec.replicas} {.spec.template.spec.containers[0].image}"
+        ),
+        "0 nginx:1.27",
+        "an explicit zero survives protobuf"
+    );
+    assert_eq!(
+        kubectl.jsonpath(
+            &["svc", "imp-svc", "-n", NS],
+            "{.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.type}"
+        ),
+        "80 8080 ClusterIP"
+    );
+    assert_eq!(
+        kubectl.jsonpath(&["namespace", "imp-ns"], "{.status.phase}"),
+        "Active"
+    );
+
+    let binding = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"imp-pod"},"target":{"kind":"Node","name":"node-a"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("binding.json");
+    std::fs::write(&file, binding).unwrap();
+    let path = format!("/api/v1/namespaces/{NS}/pods/imp-pod/binding");
+    let bound = kubectl.ok(&["create", "--raw", &path, "-f", file.to_str().unwrap()]);
+    assert!(bound.contains(r#""status":"Success""#), "{bound}");
+    assert_eq!(
+        kubectl.jsonpath(
+            &["pod", "imp-pod", "-n", NS],
+            "{.spec.nodeName} {.status.conditions[0].type}={.status.conditions[0].status}"
+        ),
+        "node-a PodScheduled=True"
+    );
+    let again = kubectl.fails(
+        &["create", "--raw", &path, "-f", file.to_str().unwrap()],
+        "",
+    );
+    assert!(
+        again.contains(r#"pod imp-pod is already assigned to node \"node-a\""#)
+            || again.contains("already assigned to node"),
+        "{again}"
+    );
+}
+
 fn describe(kubectl: &Kubectl) {
     let pod = kubectl.ok(&["describe", "pod", "runner", "-n", NS]);
     for expected in [
@@ -514,6 +618,104 @@ fn describe(kubectl: &Kubectl) {
     );
     let namespace = kubectl.ok(&["describe", "namespace", NS]);
     assert!(namespace.contains("Status:       Active"), "{namespace}");
+}
+
+/// label, annotate, the three patch types, edit and replace on each of the seven kinds.
+fn every_write_verb_on_every_kind(kubectl: &Kubectl) {
+    let objects: [(&str, &str, &str); 7] = [
+        ("namespace", "suite", "namespace/suite"),
+        ("configmap", "settings", "configmap/settings"),
+        ("secret", "token", "secret/token"),
+        ("service", "web", "service/web"),
+        ("deployment", "web", "deployment.apps/web"),
+        ("pod", "runner", "pod/runner"),
+        ("node", "node-a", "node/node-a"),
+    ];
+    for (kind, name, shown) in objects {
+        let target = |args: &[&str]| -> Vec<String> {
+            let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            all.insert(1, kind.to_owned());
+            all.insert(2, name.to_owned());
+            if kind != "namespace" && kind != "node" {
+                all.extend(["-n".to_owned(), NS.to_owned()]);
+            }
+            all
+        };
+        let run = |args: &[&str]| -> String {
+            let all = target(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            kubectl.ok(&refs).trim().to_owned()
+        };
+        let stage = || {
+            let all = target(&["get", "-o", "jsonpath={.metadata.annotations.stage}"]);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            kubectl.ok(&refs)
+        };
+        assert_eq!(run(&["label", "verb-test=yes"]), format!("{shown} labeled"));
+        assert_eq!(
+            run(&["annotate", "stage=annotated"]),
+            format!("{shown} annotated")
+        );
+        assert_eq!(stage(), "annotated", "{shown}");
+        assert_eq!(
+            run(&[
+                "patch",
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"annotations":{"stage":"merged"}}}"#
+            ]),
+            format!("{shown} patched")
+        );
+        assert_eq!(stage(), "merged", "{shown}");
+        run(&[
+            "patch",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/metadata/annotations/stage","value":"json"}]"#,
+        ]);
+        assert_eq!(stage(), "json", "{shown}");
+        run(&[
+            "patch",
+            "-p",
+            r#"{"metadata":{"annotations":{"stage":"strategic"}}}"#,
+        ]);
+        assert_eq!(stage(), "strategic", "{shown}");
+
+        let all = target(&["edit"]);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let edited = kubectl.run_with(
+            &refs,
+            "",
+            &[(
+                "KUBE_EDITOR",
+                "sed -i s/stage:\\ strategic/stage:\\ edited/",
+            )],
+        );
+        assert!(
+            edited.status.success(),
+            "{shown}: {}",
+            String::from_utf8_lossy(&edited.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&edited.stdout).trim(),
+            format!("{shown} edited")
+        );
+        assert_eq!(stage(), "edited", "{shown}");
+
+        let all = target(&["get", "-o", "yaml"]);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let manifest = kubectl
+            .ok(&refs)
+            .replace("stage: edited", "stage: replaced");
+        assert_eq!(
+            kubectl.ok_with(&["replace", "-f", "-"], &manifest).trim(),
+            format!("{shown} replaced")
+        );
+        assert_eq!(stage(), "replaced", "{shown}");
+        let all = target(&["get", "-o", "jsonpath={.metadata.labels.verb-test}"]);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        assert_eq!(kubectl.ok(&refs), "yes", "{shown}");
+    }
 }
 
 fn label_annotate_patch_replace_edit(kubectl: &Kubectl) {
