@@ -699,11 +699,7 @@ fn event_line(
         return event.memo("json-line", |e| plain_json_line(natural_kind, e));
     }
     let object: Arc<Value> = event.memo("object", |e| {
-        let kv = match e {
-            WatchEvent::Added(kv) | WatchEvent::Modified { kv, .. } | WatchEvent::Deleted(kv) => kv,
-            WatchEvent::Bookmark(_) => return None,
-        };
-        Registry::decode_object(kv).ok().map(Arc::new)
+        Registry::decode_object(e.key_value()?).ok().map(Arc::new)
     })?;
     let kind = match &event.event {
         WatchEvent::Modified { prev_value, .. } => {
@@ -746,10 +742,7 @@ fn event_line(
 /// `{"type":KIND,"object":OBJECT}` and a newline, the object copied from its stored
 /// bytes with the resourceVersion stamped, without decoding it.
 fn plain_json_line(kind: &str, event: &WatchEvent) -> Option<Bytes> {
-    let kv = match event {
-        WatchEvent::Added(kv) | WatchEvent::Modified { kv, .. } | WatchEvent::Deleted(kv) => kv,
-        WatchEvent::Bookmark(_) => return None,
-    };
+    let kv = event.key_value()?;
     let mut bytes = Vec::with_capacity(kv.value.len() + 64);
     bytes.extend_from_slice(format!("{{\"type\":\"{kind}\",\"object\":").as_bytes());
     registry::write_versioned(kv, true, &mut bytes).ok()?;

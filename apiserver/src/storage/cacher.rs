@@ -96,6 +96,19 @@ struct State {
     events: Option<broadcast::Sender<Arc<CachedEvent>>>,
 }
 
+impl State {
+    /// The cached objects whose keys start with `prefix`, in key order.
+    fn under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a KeyValue> + 'a {
+        let end = prefix_end(prefix);
+        self.objects
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Excluded(end.as_str()),
+            ))
+            .map(|(_, kv)| kv)
+    }
+}
+
 /// The watch cache over one store.
 pub struct WatchCache {
     inner: Arc<dyn Storage>,
@@ -177,15 +190,7 @@ impl WatchCache {
         if !state.ready {
             return None;
         }
-        let end = prefix_end(prefix);
-        let items = state
-            .objects
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Excluded(end.as_str()),
-            ))
-            .map(|(_, kv)| kv.clone())
-            .collect();
+        let items = state.under(prefix).cloned().collect();
         Some((state.revision, items))
     }
 
@@ -246,14 +251,9 @@ impl WatchCache {
             // every event after `state.revision` reaches this receiver.
             let receiver = sender.subscribe();
             let initial: Vec<Arc<CachedEvent>> = if after == 0 {
-                let end = prefix_end(prefix);
                 state
-                    .objects
-                    .range::<str, _>((
-                        std::ops::Bound::Included(prefix),
-                        std::ops::Bound::Excluded(end.as_str()),
-                    ))
-                    .map(|(_, kv)| CachedEvent::new(WatchEvent::Added(kv.clone())))
+                    .under(prefix)
+                    .map(|kv| CachedEvent::new(WatchEvent::Added(kv.clone())))
                     .collect()
             } else {
                 state

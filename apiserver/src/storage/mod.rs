@@ -133,9 +133,14 @@ impl WatchEvent {
 
     /// The key this event is about (none for bookmarks).
     pub fn key(&self) -> Option<&str> {
+        self.key_value().map(|kv| kv.key.as_str())
+    }
+
+    /// The object's state this event carries (none for bookmarks).
+    pub fn key_value(&self) -> Option<&KeyValue> {
         match self {
             WatchEvent::Added(kv) | WatchEvent::Modified { kv, .. } | WatchEvent::Deleted(kv) => {
-                Some(&kv.key)
+                Some(kv)
             }
             WatchEvent::Bookmark(_) => None,
         }

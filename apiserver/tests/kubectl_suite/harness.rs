@@ -140,11 +140,16 @@ impl Kubectl {
     }
 
     /// Runs kubectl with `args`, `stdin` and extra environment; never asserts.
-    pub fn run_with(&self, args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
+    pub fn run_with<A: AsRef<str> + std::fmt::Debug>(
+        &self,
+        args: &[A],
+        stdin: &str,
+        envs: &[(&str, &str)],
+    ) -> Output {
         let mut child = Command::new(&self.binary)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(args)
+            .args(args.iter().map(AsRef::as_ref))
             .env_remove("KUBECONFIG")
             .envs(envs.iter().copied())
             .stdin(Stdio::piped())
@@ -158,17 +163,17 @@ impl Kubectl {
         child.wait_with_output().unwrap()
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub fn run<A: AsRef<str> + std::fmt::Debug>(&self, args: &[A]) -> Output {
         self.run_with(args, "", &[])
     }
 
     /// stdout of a command that must succeed.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub fn ok<A: AsRef<str> + std::fmt::Debug>(&self, args: &[A]) -> String {
         self.ok_with(args, "")
     }
 
     /// stdout of a command fed `stdin` that must succeed.
-    pub fn ok_with(&self, args: &[&str], stdin: &str) -> String {
+    pub fn ok_with<A: AsRef<str> + std::fmt::Debug>(&self, args: &[A], stdin: &str) -> String {
         let output = self.run_with(args, stdin, &[]);
         assert!(
             output.status.success(),
@@ -181,7 +186,7 @@ impl Kubectl {
     }
 
     /// stderr of a command that must fail.
-    pub fn fails(&self, args: &[&str], stdin: &str) -> String {
+    pub fn fails<A: AsRef<str> + std::fmt::Debug>(&self, args: &[A], stdin: &str) -> String {
         let output = self.run_with(args, stdin, &[]);
         assert!(
             !output.status.success(),

@@ -632,59 +632,55 @@ fn every_write_verb_on_every_kind(kubectl: &Kubectl) {
         ("node", "node-a", "node/node-a"),
     ];
     for (kind, name, shown) in objects {
-        let target = |args: &[&str]| -> Vec<String> {
-            let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-            all.insert(1, kind.to_owned());
-            all.insert(2, name.to_owned());
+        // `kubectl VERB KIND NAME ARGS... [-n suite]`
+        let target = |verb: &str, args: &[&str]| -> Vec<String> {
+            let mut all = vec![verb.to_owned(), kind.to_owned(), name.to_owned()];
+            all.extend(args.iter().map(|a| (*a).to_owned()));
             if kind != "namespace" && kind != "node" {
                 all.extend(["-n".to_owned(), NS.to_owned()]);
             }
             all
         };
-        let run = |args: &[&str]| -> String {
-            let all = target(args);
-            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-            kubectl.ok(&refs).trim().to_owned()
-        };
-        let stage = || {
-            let all = target(&["get", "-o", "jsonpath={.metadata.annotations.stage}"]);
-            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-            kubectl.ok(&refs)
-        };
-        assert_eq!(run(&["label", "verb-test=yes"]), format!("{shown} labeled"));
+        let run = |verb: &str, args: &[&str]| kubectl.ok(&target(verb, args)).trim().to_owned();
+        let stage = || run("get", &["-o", "jsonpath={.metadata.annotations.stage}"]);
+        assert_eq!(run("label", &["verb-test=yes"]), format!("{shown} labeled"));
         assert_eq!(
-            run(&["annotate", "stage=annotated"]),
+            run("annotate", &["stage=annotated"]),
             format!("{shown} annotated")
         );
         assert_eq!(stage(), "annotated", "{shown}");
         assert_eq!(
-            run(&[
+            run(
                 "patch",
-                "--type=merge",
-                "-p",
-                r#"{"metadata":{"annotations":{"stage":"merged"}}}"#
-            ]),
+                &[
+                    "--type=merge",
+                    "-p",
+                    r#"{"metadata":{"annotations":{"stage":"merged"}}}"#
+                ]
+            ),
             format!("{shown} patched")
         );
         assert_eq!(stage(), "merged", "{shown}");
-        run(&[
+        run(
             "patch",
-            "--type=json",
-            "-p",
-            r#"[{"op":"replace","path":"/metadata/annotations/stage","value":"json"}]"#,
-        ]);
+            &[
+                "--type=json",
+                "-p",
+                r#"[{"op":"replace","path":"/metadata/annotations/stage","value":"json"}]"#,
+            ],
+        );
         assert_eq!(stage(), "json", "{shown}");
-        run(&[
+        run(
             "patch",
-            "-p",
-            r#"{"metadata":{"annotations":{"stage":"strategic"}}}"#,
-        ]);
+            &[
+                "-p",
+                r#"{"metadata":{"annotations":{"stage":"strategic"}}}"#,
+            ],
+        );
         assert_eq!(stage(), "strategic", "{shown}");
 
-        let all = target(&["edit"]);
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         let edited = kubectl.run_with(
-            &refs,
+            &target("edit", &[]),
             "",
             &[(
                 "KUBE_EDITOR",
@@ -702,19 +698,17 @@ fn every_write_verb_on_every_kind(kubectl: &Kubectl) {
         );
         assert_eq!(stage(), "edited", "{shown}");
 
-        let all = target(&["get", "-o", "yaml"]);
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        let manifest = kubectl
-            .ok(&refs)
-            .replace("stage: edited", "stage: replaced");
+        let manifest = run("get", &["-o", "yaml"]).replace("stage: edited", "stage: replaced");
         assert_eq!(
             kubectl.ok_with(&["replace", "-f", "-"], &manifest).trim(),
             format!("{shown} replaced")
         );
         assert_eq!(stage(), "replaced", "{shown}");
-        let all = target(&["get", "-o", "jsonpath={.metadata.labels.verb-test}"]);
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        assert_eq!(kubectl.ok(&refs), "yes", "{shown}");
+        assert_eq!(
+            run("get", &["-o", "jsonpath={.metadata.labels.verb-test}"]),
+            "yes",
+            "{shown}"
+        );
     }
 }
 
