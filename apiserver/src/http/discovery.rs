@@ -1,8 +1,11 @@
-//! Legacy (unaggregated) discovery, as upstream's `endpoints/discovery` package:
-//! `/api` (APIVersions), `/api/v1` and `/apis/<group>/<version>` (APIResourceList),
-//! `/apis` (APIGroupList) and `/apis/<group>` (APIGroup), built once from the resource
-//! table. kubectl asks for aggregated discovery first and falls back to these when the
-//! answer is plain `application/json`.
+//! Discovery, as upstream's `endpoints/discovery` packages, built once from the
+//! resource table:
+//! - legacy: `/api` (APIVersions), `/api/v1` and `/apis/<group>/<version>`
+//!   (APIResourceList), `/apis` (APIGroupList) and `/apis/<group>` (APIGroup);
+//! - aggregated (`endpoints/discovery/aggregated`): `/api` and `/apis` answer an
+//!   `apidiscovery.k8s.io` APIGroupDiscoveryList (v2, or v2beta1) when the client's
+//!   Accept asks for one first, as kubectl and client-go do, so one request describes
+//!   every resource.
 //!
 //! The meta/v1 discovery types are written here, not in apimachinery, until another
 //! crate needs them.
@@ -11,9 +14,10 @@ use std::sync::OnceLock;
 
 use apimachinery::resources;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use super::{AppState, json, not_found};
 
@@ -210,7 +214,10 @@ fn build_catalog(served: Vec<ServedGroupVersion>) -> Catalog {
     }
 }
 
-pub(super) async fn api_versions(State(state): State<AppState>) -> Response {
+pub(super) async fn api_versions(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(version) = aggregated_version(&headers) {
+        return aggregated(version, true);
+    }
     let body = ApiVersions {
         kind: "APIVersions",
         versions: &catalog().core_versions,
@@ -226,7 +233,10 @@ pub(super) async fn core_resources() -> Response {
     json(StatusCode::OK, &catalog().core)
 }
 
-pub(super) async fn group_list() -> Response {
+pub(super) async fn group_list(headers: HeaderMap) -> Response {
+    if let Some(version) = aggregated_version(&headers) {
+        return aggregated(version, false);
+    }
     json(
         StatusCode::OK,
         &ApiGroupList {
@@ -268,5 +278,209 @@ pub(super) async fn group_resources(Path((group, version)): Path<(String, String
     {
         Some(list) => json(StatusCode::OK, list),
         None => not_found(),
+    }
+}
+
+/// The aggregated discovery version (`v2` or `v2beta1`) the client prefers, or `None`
+/// when it prefers plain JSON: Accept clauses are taken in order, the first one the
+/// server can answer decides.
+fn aggregated_version(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    for clause in accept.split(',') {
+        let mut parts = clause.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.trim() == name)
+                .map(|(_, v)| v.trim())
+        };
+        if media != "application/json" && media != "*/*" && media != "application/*" {
+            continue;
+        }
+        match (param("g"), param("v"), param("as")) {
+            (None, None, None) => return None,
+            (Some("apidiscovery.k8s.io"), Some("v2"), Some("APIGroupDiscoveryList")) => {
+                return Some("v2");
+            }
+            (Some("apidiscovery.k8s.io"), Some("v2beta1"), Some("APIGroupDiscoveryList")) => {
+                return Some("v2beta1");
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Upstream's `APIResourceDiscovery` of one served resource, its subresources inside.
+fn resource_discovery(group: &str, version: &str, info: &resources::ResourceInfo) -> Value {
+    let mut resource = json!({
+        "resource": info.plural,
+        "responseKind": {"group": group, "version": version, "kind": info.kind},
+        "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": info.singular,
+        "verbs": info.verbs,
+    });
+    if !info.short_names.is_empty() {
+        resource["shortNames"] = json!(info.short_names);
+    }
+    if !info.categories.is_empty() {
+        resource["categories"] = json!(info.categories);
+    }
+    let subresources: Vec<Value> = info
+        .subresources
+        .iter()
+        .map(|sub| {
+            let (kind_group, kind_version) = sub.kind_group_version.unwrap_or((group, version));
+            json!({
+                "subresource": sub.name,
+                "responseKind": {"group": kind_group, "version": kind_version, "kind": sub.kind},
+                "verbs": sub.verbs,
+            })
+        })
+        .collect();
+    if !subresources.is_empty() {
+        resource["subresources"] = Value::Array(subresources);
+    }
+    resource
+}
+
+/// The APIGroupDiscoveryList of the core group (`core` true, for `/api`) or of every
+/// other group (`/apis`), in apidiscovery.k8s.io/`version`.
+fn aggregated_document(version: &str, core: bool) -> Value {
+    let mut items: Vec<Value> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for (group, group_version) in resources::group_versions() {
+        if group.is_empty() != core {
+            continue;
+        }
+        let listed: Vec<Value> = resources::resources_in(group, group_version)
+            .map(|info| resource_discovery(group, group_version, info))
+            .collect();
+        let entry = json!({"version": group_version, "resources": listed, "freshness": "Current"});
+        match names.iter().position(|n| *n == group) {
+            Some(i) => {
+                if let Some(versions) = items[i]["versions"].as_array_mut() {
+                    versions.push(entry);
+                }
+            }
+            None => {
+                names.push(group);
+                let mut metadata = json!({"creationTimestamp": null});
+                if !group.is_empty() {
+                    metadata["name"] = json!(group);
+                }
+                items.push(json!({"metadata": metadata, "versions": [entry]}));
+            }
+        }
+    }
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    })
+}
+
+/// An aggregated discovery answer, serialized once per (version, core) pair.
+fn aggregated(version: &'static str, core: bool) -> Response {
+    static DOCUMENTS: OnceLock<Vec<(&'static str, bool, Vec<u8>, String)>> = OnceLock::new();
+    let documents = DOCUMENTS.get_or_init(|| {
+        let mut documents = Vec::new();
+        for version in ["v2", "v2beta1"] {
+            for core in [true, false] {
+                let body =
+                    serde_json::to_vec(&aggregated_document(version, core)).unwrap_or_default();
+                // Upstream's ETag is a hash of the document; any stable digest will do.
+                let etag = format!("\"{:016X}\"", fnv1a(&body));
+                documents.push((version, core, body, etag));
+            }
+        }
+        documents
+    });
+    let Some((_, _, body, etag)) = documents
+        .iter()
+        .find(|(v, c, _, _)| *v == version && *c == core)
+    else {
+        return not_found();
+    };
+    let mut response = (StatusCode::OK, body.clone()).into_response();
+    let headers = response.headers_mut();
+    if let Ok(content_type) = HeaderValue::from_str(&format!(
+        "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+    )) {
+        headers.insert(header::CONTENT_TYPE, content_type);
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(etag) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
+}
+
+/// FNV-1a, 64 bits: a stable digest for the discovery ETag.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod aggregated_tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_gets_aggregated_discovery_and_plain_clients_do_not() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"));
+        assert_eq!(aggregated_version(&headers), Some("v2"));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, */*"),
+        );
+        assert_eq!(aggregated_version(&headers), None);
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
+            ),
+        );
+        assert_eq!(aggregated_version(&headers), Some("v2beta1"));
+    }
+
+    #[test]
+    fn the_document_describes_resources_and_subresources() {
+        let apis = aggregated_document("v2", false);
+        assert_eq!(apis["apiVersion"], "apidiscovery.k8s.io/v2");
+        let apps = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .expect("apps");
+        let deployments = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
+        assert_eq!(
+            deployments["responseKind"],
+            json!({"group": "apps", "version": "v1", "kind": "Deployment"})
+        );
+        assert_eq!(deployments["scope"], "Namespaced");
+        assert_eq!(deployments["shortNames"], json!(["deploy"]));
+        let scale = deployments["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["subresource"] == "scale")
+            .unwrap();
+        assert_eq!(scale["responseKind"]["group"], "autoscaling");
+        let core = aggregated_document("v2", true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        assert!(core["items"][0]["metadata"].get("name").is_none());
+        assert_eq!(core["items"][0]["versions"][0]["version"], "v1");
     }
 }

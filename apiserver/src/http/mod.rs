@@ -4,6 +4,8 @@
 
 mod discovery;
 mod health;
+mod metrics;
+mod negotiation;
 mod openapi;
 mod patch;
 mod resources;
@@ -42,6 +44,7 @@ struct Inner {
     registry: Registry,
     advertised: SocketAddr,
     shutting_down: AtomicBool,
+    metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
                 storage,
                 advertised,
                 shutting_down: AtomicBool::new(false),
+                metrics: metrics::Metrics::new(),
             }),
         }
     }
@@ -82,6 +86,11 @@ impl AppState {
         self.inner.advertised
     }
 
+    /// The request metrics served at `/metrics`.
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
     /// Marks the server as shutting down: `/readyz` fails from now on.
     pub fn begin_shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
@@ -96,6 +105,14 @@ impl AppState {
 /// The apiserver's routes. Requests carry the caller as a [`UserInfo`] extension (set
 /// by the TLS layer from the client certificate); without one they are anonymous.
 pub fn router(state: AppState) -> Router {
+    // Resource requests are counted and timed (`/metrics`); the rest are not, as upstream.
+    let resources = Router::new()
+        .route("/api/v1/{*rest}", any(resources::core))
+        .route("/apis/{group}/{version}/{*rest}", any(resources::grouped))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::instrument,
+        ));
     Router::new()
         .route("/version", get(version))
         .route("/version/", get(version))
@@ -118,8 +135,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi/v2", get(openapi::v2))
         .route("/openapi/v3", get(openapi::v3_root))
         .route("/openapi/v3/{*gv}", get(openapi::v3_group_version))
-        .route("/api/v1/{*rest}", any(resources::core))
-        .route("/apis/{group}/{version}/{*rest}", any(resources::grouped))
+        .route("/metrics", get(metrics::serve))
+        .merge(resources)
         // Bodies are checked against upstream's 3 MiB limit (413) by the handlers.
         .layer(axum::extract::DefaultBodyLimit::max(
             resources::MAX_REQUEST_BODY_BYTES + 1,

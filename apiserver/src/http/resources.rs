@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use apimachinery::errors::StatusError;
 use apimachinery::protobuf;
-use apimachinery::resources::{self, ResourceInfo};
+use apimachinery::resources::{self, GroupResource, ResourceInfo};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
@@ -18,26 +18,27 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use super::negotiation::{self, Form, Output};
 use super::{AppState, json as json_response, not_found, status_response, table};
-use crate::registry::{self, ListParams, Part, Registry, Selectors};
+use crate::registry::{self, DeleteOptions, ListParams, Part, Registry, Selectors};
+use crate::storage::WatchEvent;
 use crate::storage::cacher::CachedEvent;
-use crate::storage::{Preconditions, WatchEvent};
 
 /// Upstream's limit on a request body (3 MiB).
 pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// What a resource path names (upstream's `RequestInfo` for resource requests).
 #[derive(Debug, PartialEq)]
-struct Target<'a> {
-    namespace: Option<&'a str>,
-    resource: &'a str,
-    name: Option<&'a str>,
-    subresource: Option<&'a str>,
-    legacy_watch: bool,
+pub(super) struct Target<'a> {
+    pub(super) namespace: Option<&'a str>,
+    pub(super) resource: &'a str,
+    pub(super) name: Option<&'a str>,
+    pub(super) subresource: Option<&'a str>,
+    pub(super) legacy_watch: bool,
 }
 
 /// Splits the path after `/api/v1/` or `/apis/<group>/<version>/`.
-fn parse_target(rest: &str) -> Option<Target<'_>> {
+pub(super) fn parse_target(rest: &str) -> Option<Target<'_>> {
     let mut parts: Vec<&str> = rest.split('/').collect();
     if parts.last() == Some(&"") {
         parts.pop();
@@ -180,6 +181,12 @@ async fn handle(
     {
         return response;
     }
+    if resource.group.is_empty()
+        && resource.plural == "pods"
+        && target.subresource == Some("eviction")
+    {
+        return evict(state, &target, &method, query.as_deref(), headers, &body).await;
+    }
     let part = match target.subresource {
         None => Part::Main,
         Some("status") if resource.subresource("status").is_some() => Part::Status,
@@ -227,6 +234,27 @@ async fn handle(
             protobuf::MEDIA_TYPE,
         ]));
     }
+    // The answer's form and encoding are settled before anything changes: a request
+    // whose Accept the server cannot meet gets its 406 and stores nothing.
+    let request_kind = match verb {
+        "list" | "deletecollection" => negotiation::Request::List,
+        "watch" => negotiation::Request::Watch,
+        _ => negotiation::Request::Object,
+    };
+    let output = match negotiation::negotiate(headers, request_kind) {
+        Ok(output) => output,
+        Err(e) => return error(e),
+    };
+    // YAML bodies are read as the JSON they stand for, field validation included.
+    let body = match body_format(headers) {
+        Some(BodyFormat::Yaml) if matches!(verb, "create" | "update") => {
+            match yaml_to_json(&body) {
+                Ok(json) => json,
+                Err(e) => return error(e),
+            }
+        }
+        _ => body,
+    };
     // the kind a protobuf envelope without a type is decoded as (upstream's defaultGVK)
     let defaults = protobuf::Defaults {
         group: resource.group,
@@ -247,7 +275,7 @@ async fn handle(
             .map(|o| (StatusCode::OK, o)),
         "list" => {
             let list_params = list_params(&params);
-            if !wants_table(headers) {
+            if output == Output::JSON {
                 // From the watch cache, straight to bytes, when nothing needs decoding.
                 match registry
                     .list_json_bytes(resource, target.namespace, &list_params)
@@ -262,11 +290,11 @@ async fn handle(
                 .list(resource, target.namespace, &list_params)
                 .await
             {
-                Ok(list) => return respond_list(resource, list, &params, headers),
+                Ok(list) => return respond_list(resource, list, &params, output),
                 Err(e) => Err(e),
             }
         }
-        "watch" => return watch(registry, resource, &target, &params, headers).await,
+        "watch" => return watch(registry, resource, &target, &params, output).await,
         "create" => match decode_request(headers, &body, defaults) {
             Ok(object) => registry
                 .create(resource, target.namespace, object, dry_run)
@@ -301,8 +329,8 @@ async fn handle(
         .await
         .map(|o| (StatusCode::OK, o)),
         "delete" => {
-            let preconditions = match delete_preconditions(headers, &body) {
-                Ok(p) => p,
+            let options = match delete_options(headers, &params, &body) {
+                Ok(options) => options,
                 Err(e) => return error(e),
             };
             registry
@@ -310,23 +338,38 @@ async fn handle(
                     resource,
                     target.namespace,
                     target.name.unwrap_or(""),
-                    &preconditions,
+                    &options,
                     dry_run,
                 )
                 .await
                 .map(|o| (StatusCode::OK, o))
         }
-        "deletecollection" => registry
-            .delete_collection(resource, target.namespace, &list_params(&params), dry_run)
-            .await
-            .map(|o| (StatusCode::OK, o)),
+        "deletecollection" => {
+            let options = match delete_options(headers, &params, &body) {
+                Ok(options) => options,
+                Err(e) => return error(e),
+            };
+            match registry
+                .delete_collection(
+                    resource,
+                    target.namespace,
+                    &list_params(&params),
+                    &options,
+                    dry_run,
+                )
+                .await
+            {
+                Ok(list) => return respond_list(resource, list, &params, output),
+                Err(e) => Err(e),
+            }
+        }
         _ => Err(StatusError::method_not_supported(
             &resource.group_resource(),
             verb,
         )),
     };
     let mut response = match result {
-        Ok((code, object)) => respond_object(resource, code, object, &params, headers),
+        Ok((code, object)) => respond_object(resource, code, object, &params, output),
         Err(e) => error(e),
     };
     crate::registry::field_validation::add_warnings(response.headers_mut(), &warnings);
@@ -334,7 +377,7 @@ async fn handle(
 }
 
 /// Query pairs, percent-decoded.
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+pub(super) fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -461,6 +504,55 @@ async fn bind(
     )
 }
 
+/// `POST .../pods/{name}/eviction`, as upstream's EvictionREST: 201 with a Success
+/// Status once the pod's deletion has begun, 429 when its disruption budget says no.
+async fn evict(
+    state: &AppState,
+    target: &Target<'_>,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let evictions = GroupResource::new("policy", "evictions");
+    let (Some(namespace), Some(name)) = (target.namespace, target.name) else {
+        return not_found();
+    };
+    if method != Method::POST {
+        let action = method.as_str().to_ascii_lowercase();
+        return error(StatusError::method_not_supported(&evictions, &action));
+    }
+    if body_format(headers).is_none() {
+        return error(StatusError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+            protobuf::MEDIA_TYPE,
+        ]));
+    }
+    let defaults = protobuf::Defaults {
+        group: "policy",
+        version: "v1",
+        kind: "Eviction",
+    };
+    let eviction = match decode_request(headers, body, defaults) {
+        Ok(eviction) => eviction,
+        Err(e) => return error(e),
+    };
+    let dry_run = query.is_some_and(|q| {
+        form_urlencoded_pairs(q)
+            .iter()
+            .any(|(k, v)| k == "dryRun" && v == "All")
+    });
+    match state
+        .registry()
+        .evict_pod(namespace, name, &eviction, dry_run)
+        .await
+    {
+        Ok(status) => json_response(StatusCode::CREATED, &status),
+        Err(e) => error(e),
+    }
+}
+
 /// Decodes a request body in its `Content-Type`: Kubernetes protobuf (what client-go's
 /// typed clients send) becomes the JSON object a JSON client would have sent, decoded as
 /// `defaults` where its envelope names no kind; anything else is read as JSON.
@@ -469,8 +561,10 @@ pub fn decode_request(
     body: &[u8],
     defaults: protobuf::Defaults<'_>,
 ) -> Result<Value, StatusError> {
-    if body_format(headers) != Some(BodyFormat::Protobuf) {
-        return decode_body(body);
+    match body_format(headers) {
+        Some(BodyFormat::Protobuf) => {}
+        Some(BodyFormat::Yaml) => return decode_body(&yaml_to_json(body)?),
+        _ => return decode_body(body),
     }
     if body.len() > MAX_REQUEST_BODY_BYTES {
         return Err(StatusError::request_entity_too_large(&format!(
@@ -480,10 +574,31 @@ pub fn decode_request(
     protobuf::decode(body, defaults).map_err(|e| e.to_status_error(defaults.kind))
 }
 
-/// Preconditions of a DeleteOptions body (empty body: none).
-fn delete_preconditions(headers: &HeaderMap, body: &[u8]) -> Result<Preconditions, StatusError> {
+/// The request's DeleteOptions: its body when it has one, else its query parameters
+/// (as upstream, never both).
+fn delete_options(
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<DeleteOptions, StatusError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Preconditions::default());
+        let mut options = serde_json::Map::new();
+        if let Some(grace) = params.get("gracePeriodSeconds") {
+            let grace: i64 = grace.parse().map_err(|_| {
+                StatusError::bad_request(format!(
+                    "strconv.ParseInt: parsing {}: invalid syntax",
+                    apimachinery::errors::go_quote(grace)
+                ))
+            })?;
+            options.insert("gracePeriodSeconds".into(), grace.into());
+        }
+        if let Some(policy) = params.get("propagationPolicy") {
+            options.insert("propagationPolicy".into(), policy.as_str().into());
+        }
+        if let Some(orphan) = params.get("orphanDependents") {
+            options.insert("orphanDependents".into(), (orphan == "true").into());
+        }
+        return DeleteOptions::from_json(&Value::Object(options));
     }
     // client-go's typed clients send DeleteOptions in protobuf too, typed with the
     // resource's group version; the kind itself is meta.k8s.io's
@@ -492,22 +607,14 @@ fn delete_preconditions(headers: &HeaderMap, body: &[u8]) -> Result<Precondition
         version: "v1",
         kind: "DeleteOptions",
     };
-    let options = decode_request(headers, body, defaults)?;
-    let preconditions = &options["preconditions"];
-    let resource_version = match preconditions["resourceVersion"].as_str() {
-        Some(rv) => Some(registry::parse_resource_version(rv)?),
-        None => None,
-    };
-    Ok(Preconditions {
-        uid: preconditions["uid"].as_str().map(str::to_owned),
-        resource_version,
-    })
+    DeleteOptions::from_json(&decode_request(headers, body, defaults)?)
 }
 
 /// The media types a create or update body may be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BodyFormat {
     Json,
+    Yaml,
     Protobuf,
 }
 
@@ -521,21 +628,26 @@ fn body_format(headers: &HeaderMap) -> Option<BodyFormat> {
     if protobuf::is_media_type(content_type) {
         return Some(BodyFormat::Protobuf);
     }
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    (media.is_empty() || media == "application/json" || media == "*/*").then_some(BodyFormat::Json)
+    match content_type.split(';').next().unwrap_or("").trim() {
+        "" | "application/json" | "*/*" => Some(BodyFormat::Json),
+        "application/yaml" => Some(BodyFormat::Yaml),
+        _ => None,
+    }
 }
 
-/// Whether the client asked for a Table (`as=Table;g=meta.k8s.io`).
-fn wants_table(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|accept| {
-            accept
-                .split(',')
-                .next()
-                .is_some_and(|first| first.contains("as=Table"))
-        })
+/// A YAML request body as the JSON it stands for, as upstream's YAML serializer
+/// (`sigs.k8s.io/yaml`) converts it before decoding; size checked first.
+fn yaml_to_json(body: &[u8]) -> Result<Bytes, StatusError> {
+    if body.len() > MAX_REQUEST_BODY_BYTES {
+        return Err(StatusError::request_entity_too_large(&format!(
+            "limit is {MAX_REQUEST_BODY_BYTES}"
+        )));
+    }
+    let value: Value = serde_yaml_ng::from_slice(body)
+        .map_err(|e| StatusError::bad_request(format!("error converting YAML to JSON: {e}")))?;
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(StatusError::internal_error)
 }
 
 fn raw_json_response(bytes: Bytes) -> Response {
@@ -547,50 +659,78 @@ fn raw_json_response(bytes: Bytes) -> Response {
     response
 }
 
+/// `value` encoded as negotiated, with its Content-Type.
+fn encoded_response(code: StatusCode, value: &Value, output: Output, list: bool) -> Response {
+    match negotiation::encode(value, output.encoding) {
+        Ok(bytes) => {
+            let mut response = (code, bytes).into_response();
+            if let Ok(content_type) = HeaderValue::from_str(&output.content_type(list)) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, content_type);
+            }
+            response
+        }
+        Err(e) => error(e),
+    }
+}
+
+/// A Table of `objects`, in the meta.k8s.io version the client asked for.
+fn table_of(
+    resource: &ResourceInfo,
+    objects: &[Value],
+    metadata: Value,
+    params: &HashMap<String, String>,
+    output: Output,
+) -> Value {
+    let include = params
+        .get("includeObject")
+        .map_or("Metadata", String::as_str);
+    let mut table = table::table(resource, objects, metadata, include, true);
+    table["apiVersion"] = Value::String(output.meta_api_version());
+    table
+}
+
 fn respond_object(
     resource: &ResourceInfo,
     code: StatusCode,
     object: Value,
     params: &HashMap<String, String>,
-    headers: &HeaderMap,
+    output: Output,
 ) -> Response {
-    if wants_table(headers) {
-        let include = params
-            .get("includeObject")
-            .map_or("Metadata", String::as_str);
-        let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
-        return json_response(
-            code,
-            &table::table(
+    let shaped = match output.form {
+        Form::Object => object,
+        Form::Metadata => negotiation::partial_metadata(&object, &output.meta_api_version()),
+        Form::Table => {
+            let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
+            table_of(
                 resource,
                 std::slice::from_ref(&object),
                 metadata,
-                include,
-                true,
-            ),
-        );
-    }
-    json_response(code, &object)
+                params,
+                output,
+            )
+        }
+    };
+    encoded_response(code, &shaped, output, false)
 }
 
 fn respond_list(
     resource: &ResourceInfo,
     mut list: Value,
     params: &HashMap<String, String>,
-    headers: &HeaderMap,
+    output: Output,
 ) -> Response {
-    if wants_table(headers) {
-        let include = params
-            .get("includeObject")
-            .map_or("Metadata", String::as_str);
-        let items = list["items"].take();
-        let items = items.as_array().map(Vec::as_slice).unwrap_or(&[]);
-        return json_response(
-            StatusCode::OK,
-            &table::table(resource, items, list["metadata"].take(), include, true),
-        );
-    }
-    json_response(StatusCode::OK, &list)
+    let shaped = match output.form {
+        Form::Object => list,
+        Form::Metadata => negotiation::partial_metadata_list(&list, &output.meta_api_version()),
+        Form::Table => {
+            let items = list["items"].take();
+            let items = items.as_array().map(Vec::as_slice).unwrap_or(&[]);
+            table_of(resource, items, list["metadata"].take(), params, output)
+        }
+    };
+    encoded_response(StatusCode::OK, &shaped, output, true)
 }
 
 /// Streams watch events as JSON lines, as upstream's `WatchServer`.
@@ -599,7 +739,7 @@ async fn watch(
     resource: &'static ResourceInfo,
     target: &Target<'_>,
     params: &HashMap<String, String>,
-    headers: &HeaderMap,
+    output: Output,
 ) -> Response {
     let mut list_params = list_params(params);
     if let Some(name) = target.name {
@@ -630,7 +770,8 @@ async fn watch(
         Ok(stream) => stream,
         Err(e) => return error(e),
     };
-    let as_table = wants_table(headers);
+    let form = output.form;
+    let meta_api_version = output.meta_api_version();
     let include = params
         .get("includeObject")
         .cloned()
@@ -644,7 +785,15 @@ async fn watch(
     let lines = stream
         .take_until(tokio::time::sleep_until(deadline))
         .filter_map(move |event| {
-            let line = event_line(resource, &selectors, event, as_table, &include, first);
+            let line = event_line(
+                resource,
+                &selectors,
+                event,
+                form,
+                &meta_api_version,
+                &include,
+                first,
+            );
             if line.is_some() {
                 first = false;
             }
@@ -652,14 +801,11 @@ async fn watch(
         })
         .map(Ok::<Bytes, Infallible>);
     let mut response = Response::new(Body::from_stream(lines));
-    let content_type = if as_table {
-        "application/json;as=Table;v=v1;g=meta.k8s.io"
-    } else {
-        "application/json"
-    };
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(content_type) = HeaderValue::from_str(&output.content_type(false)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),
@@ -675,7 +821,8 @@ fn event_line(
     resource: &ResourceInfo,
     selectors: &Selectors,
     event: Result<Arc<CachedEvent>, crate::storage::StorageError>,
-    as_table: bool,
+    form: Form,
+    meta_api_version: &str,
     include: &str,
     headers: bool,
 ) -> Option<Bytes> {
@@ -695,7 +842,7 @@ fn event_line(
             return line("BOOKMARK", &object);
         }
     };
-    if !as_table && selectors.is_everything() {
+    if form == Form::Object && selectors.is_everything() {
         return event.memo("json-line", |e| plain_json_line(natural_kind, e));
     }
     let object: Arc<Value> = event.memo("object", |e| {
@@ -723,18 +870,23 @@ fn event_line(
     if !in_selection {
         return None;
     }
-    if as_table {
-        let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
+    if form == Form::Metadata {
         return line(
             kind,
-            &table::table(
-                resource,
-                std::slice::from_ref(&*object),
-                metadata,
-                include,
-                headers,
-            ),
+            &negotiation::partial_metadata(&object, meta_api_version),
         );
+    }
+    if form == Form::Table {
+        let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
+        let mut table = table::table(
+            resource,
+            std::slice::from_ref(&*object),
+            metadata,
+            include,
+            headers,
+        );
+        table["apiVersion"] = Value::String(meta_api_version.to_owned());
+        return line(kind, &table);
     }
     line(kind, &object)
 }

@@ -507,3 +507,361 @@ async fn protobuf_field_names_match_the_openapi_schemas() {
     assert!(checked > 300, "checked only {checked} schemas");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// A state whose store has the system namespaces, for tests that create objects.
+async fn namespaced_state() -> AppState {
+    let state = state();
+    state.registry().ensure_system_namespaces().await.unwrap();
+    state
+}
+
+/// One request with the given headers and body; the answer's status, headers and bytes.
+async fn exchange(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.body(Body::from(body.to_owned())).unwrap();
+    request.extensions_mut().insert(admin());
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, headers, body.to_vec())
+}
+
+fn content_type(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn yaml_bodies_and_answers() {
+    let state = namespaced_state().await;
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  color: blue\n";
+    let (status, headers, body) = exchange(
+        &state,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &[
+            ("content-type", "application/yaml"),
+            ("accept", "application/yaml"),
+        ],
+        yaml,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(content_type(&headers), "application/yaml");
+    let created: Value = serde_yaml_ng::from_slice(&body).unwrap();
+    assert_eq!(created["data"]["color"], "blue");
+    assert!(created["metadata"]["uid"].is_string());
+    // Broken YAML is a 400 and stores nothing; a watch cannot be YAML.
+    let (status, _, _) = exchange(
+        &state,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &[("content-type", "application/yaml")],
+        "metadata: [unclosed\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, body) = exchange(
+        &state,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true",
+        &[("accept", "application/yaml")],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["reason"], "NotAcceptable");
+}
+
+#[tokio::test]
+async fn partial_object_metadata_for_metadata_clients() {
+    let state = namespaced_state().await;
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"web","labels":{"a":"b"}},"data":{"k":"v"}}"#;
+    let (status, _, _) = exchange(
+        &state,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &[],
+        cm,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, headers, body) = exchange(
+        &state,
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        &[(
+            "accept",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+        )],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        content_type(&headers),
+        "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
+    );
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["items"][0]["kind"], "PartialObjectMetadata");
+    assert_eq!(list["items"][0]["metadata"]["labels"]["a"], "b");
+    assert!(list["items"][0].get("data").is_none());
+    let (_, _, body) = exchange(
+        &state,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/web",
+        &[(
+            "accept",
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        )],
+        "",
+    )
+    .await;
+    let object: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(object["apiVersion"], "meta.k8s.io/v1");
+    assert_eq!(object["metadata"]["name"], "web");
+    // Only protobuf accepted: nothing the server writes.
+    let (status, _, _) = exchange(
+        &state,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/web",
+        &[("accept", "application/vnd.kubernetes.protobuf")],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+}
+
+#[tokio::test]
+async fn aggregated_discovery_for_clients_that_ask() {
+    let state = namespaced_state().await;
+    let accept =
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    for path in ["/api", "/apis"] {
+        let (status, headers, body) =
+            exchange(&state, "GET", path, &[("accept", accept)], "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            content_type(&headers),
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        );
+        assert!(headers.get(header::ETAG).is_some());
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["kind"], "APIGroupDiscoveryList");
+        assert!(!body["items"].as_array().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_resource_requests() {
+    let state = namespaced_state().await;
+    exchange(
+        &state,
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        &[],
+        "",
+    )
+    .await;
+    exchange(
+        &state,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/missing",
+        &[],
+        "",
+    )
+    .await;
+    let (status, headers, body) = exchange(&state, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type(&headers).starts_with("text/plain"));
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains(r#"apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="configmaps",scope="namespace",subresource="",verb="LIST",version="v1"} 1"#), "{text}");
+    assert!(text.contains(r#"apiserver_request_total{code="404",component="apiserver",dry_run="",group="",resource="configmaps",scope="resource",subresource="",verb="GET",version="v1"} 1"#), "{text}");
+    assert!(text.contains("apiserver_request_duration_seconds_bucket{"));
+    // Anonymous callers may not read metrics.
+    let (status, _, _) = send(&state, "GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// A pod bound to a node and running, as its kubelet reports it.
+async fn running_pod(state: &AppState, name: &str) {
+    use crate::registry::Part;
+    let pods = apimachinery::resources::find("", "v1", "pods").unwrap();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]}});
+    let created = state
+        .registry()
+        .create(pods, Some("default"), pod, false)
+        .await
+        .unwrap();
+    let mut running = created.clone();
+    running["status"] =
+        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+    state
+        .registry()
+        .update(pods, Some("default"), name, running, Part::Status, false)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn eviction_honours_the_disruption_budget() {
+    use crate::registry::Part;
+    let state = namespaced_state().await;
+    running_pod(&state, "web-1").await;
+    let pdbs = apimachinery::resources::find("policy", "v1", "poddisruptionbudgets").unwrap();
+    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
+    let created = state
+        .registry()
+        .create(pdbs, Some("default"), pdb, false)
+        .await
+        .unwrap();
+    let mut observed = created.clone();
+    observed["status"] = json!({"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1});
+    state
+        .registry()
+        .update(
+            pdbs,
+            Some("default"),
+            "web",
+            observed.clone(),
+            Part::Status,
+            false,
+        )
+        .await
+        .unwrap();
+    let eviction = r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"web-1","namespace":"default"}}"#;
+    let path = "/api/v1/namespaces/default/pods/web-1/eviction";
+    let (status, _, body) = exchange(&state, "POST", path, &[], eviction).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["message"],
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    assert_eq!(body["details"]["causes"][0]["reason"], "DisruptionBudget");
+    assert_eq!(
+        body["details"]["causes"][0]["message"],
+        "The disruption budget web needs 1 healthy pods and has 1 currently"
+    );
+    // The disruption controller allows one: the eviction spends it and the pod goes
+    // gracefully (it is bound to a node).
+    let mut current = state
+        .registry()
+        .get(pdbs, Some("default"), "web")
+        .await
+        .unwrap();
+    current["status"]["disruptionsAllowed"] = json!(1);
+    current["status"]["currentHealthy"] = json!(2);
+    state
+        .registry()
+        .update(pdbs, Some("default"), "web", current, Part::Status, false)
+        .await
+        .unwrap();
+    let (status, _, body) = exchange(&state, "POST", path, &[], eviction).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["status"], "Success");
+    let pdb = state
+        .registry()
+        .get(pdbs, Some("default"), "web")
+        .await
+        .unwrap();
+    assert_eq!(pdb["status"]["disruptionsAllowed"], 0);
+    assert!(pdb["status"]["disruptedPods"]["web-1"].is_string());
+    let pods = apimachinery::resources::find("", "v1", "pods").unwrap();
+    let pod = state
+        .registry()
+        .get(pods, Some("default"), "web-1")
+        .await
+        .unwrap();
+    assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
+    // A name that does not match the URL's.
+    let (status, _, _) = exchange(
+        &state,
+        "POST",
+        "/api/v1/namespaces/default/pods/other/eviction",
+        &[],
+        eviction,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn delete_options_shape_the_deletion() {
+    let state = namespaced_state().await;
+    running_pod(&state, "web-1").await;
+    let path = "/api/v1/namespaces/default/pods/web-1";
+    let (status, _, body) =
+        exchange(&state, "DELETE", path, &[], r#"{"gracePeriodSeconds":10}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    let marked: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 10);
+    // Force: the pod goes at once.
+    let (status, _, _) = exchange(
+        &state,
+        "DELETE",
+        &format!("{path}?gracePeriodSeconds=0"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = exchange(&state, "GET", path, &[], "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Orphan propagation leaves the object to the garbage collector's finalizer.
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}"#;
+    exchange(
+        &state,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &[],
+        cm,
+    )
+    .await;
+    let (status, _, body) = exchange(
+        &state,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/c?propagationPolicy=Orphan",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let held: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(held["metadata"]["finalizers"], json!(["orphan"]));
+    let (status, _, body) = exchange(
+        &state,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/c",
+        &[],
+        r#"{"propagationPolicy":"Sometimes"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["details"]["kind"], "DeleteOptions");
+}

@@ -96,6 +96,26 @@ pub fn now_rfc3339() -> String {
         .to_string()
 }
 
+/// `seconds` from now (negative: ago), written as [`now_rfc3339`] writes.
+pub fn rfc3339_in(seconds: i64) -> String {
+    let now = jiff::Timestamp::now();
+    now.checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap_or(now)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Shifts an RFC 3339 timestamp by `seconds`; `None` when it does not parse.
+pub fn shift_rfc3339(timestamp: &str, seconds: i64) -> Option<String> {
+    let at: jiff::Timestamp = timestamp.parse().ok()?;
+    Some(
+        at.checked_add(jiff::SignedDuration::from_secs(seconds))
+            .ok()?
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+    )
+}
+
 /// A new object UID (a random UUID, as upstream).
 pub fn new_uid() -> String {
     uuid::Uuid::new_v4().to_string()

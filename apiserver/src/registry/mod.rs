@@ -11,12 +11,17 @@
 //! main resource and the status subresource may change.
 
 mod binding;
+mod deletion;
+mod eviction;
 pub mod field_validation;
 pub mod fields;
 pub mod meta;
 pub mod services;
 pub mod strategy;
+pub mod validation;
 pub mod workloads;
+
+pub use deletion::DeleteOptions;
 
 use std::sync::Arc;
 
@@ -536,9 +541,10 @@ impl Registry {
             .unwrap_or("")
             .to_owned();
         let generated = meta::name(&object).is_empty() && !generate.is_empty();
-        strategy::prepare_for_create(resource, &mut object);
+        // The uid first: some defaults derive from it (a Job's generated selector).
         meta::set_meta(&mut object, "uid", meta::new_uid());
         meta::set_meta(&mut object, "creationTimestamp", meta::now_rfc3339());
+        strategy::prepare_for_create(resource, &mut object);
 
         let ns = meta::namespace(&object).to_owned();
         let attempts = if generated { 5 } else { 1 };
@@ -766,95 +772,6 @@ impl Registry {
             }
         }
         Ok(object)
-    }
-
-    /// Deletes an object (DELETE). Objects with finalizers, namespaces and pods bound
-    /// to a node are marked with a deletionTimestamp instead and returned; others are
-    /// removed and their last state returned.
-    pub async fn delete(
-        &self,
-        resource: &'static ResourceInfo,
-        namespace: Option<&str>,
-        name: &str,
-        preconditions: &Preconditions,
-        dry_run: bool,
-    ) -> Result<Value, StatusError> {
-        let gr = resource.group_resource();
-        let key = key(resource, namespace, name)?;
-        let kv = self
-            .storage
-            .get(&key, None)
-            .await
-            .map_err(|e| storage_error(e, &gr, name))?;
-        let current = decode(&kv)?;
-        crate::storage::check_preconditions(&key, preconditions, &kv)
-            .map_err(|e| storage_error(e, &gr, name))?;
-        if strategy::deletes_gracefully(resource, &current) {
-            let preconditions = preconditions.clone();
-            return self
-                .write(resource, namespace, name, dry_run, move |current| {
-                    if let Some(uid) = &preconditions.uid
-                        && meta::meta_str(current, "uid") != Some(uid.as_str())
-                    {
-                        return Err(StatusError::conflict(&gr, name, format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                            meta::meta_str(current, "uid").unwrap_or("")
-                        )));
-                    }
-                    let mut marked = current.clone();
-                    strategy::mark_deleted(resource, &mut marked);
-                    Ok(marked)
-                })
-                .await;
-        }
-        if dry_run {
-            return Ok(current);
-        }
-        let deleted = self
-            .storage
-            .delete(&key, preconditions)
-            .await
-            .map_err(|e| storage_error(e, &gr, name))?;
-        let claims = services::claims_of(resource, &current);
-        services::release(self.storage.as_ref(), &self.network, &claims).await;
-        let mut object = decode(&deleted)?;
-        meta::set_meta(&mut object, "resourceVersion", kv.mod_revision.to_string());
-        Ok(object)
-    }
-
-    /// Deletes every selected object in the collection (DELETE on a collection).
-    pub async fn delete_collection(
-        &self,
-        resource: &'static ResourceInfo,
-        namespace: Option<&str>,
-        params: &ListParams,
-        dry_run: bool,
-    ) -> Result<Value, StatusError> {
-        let list = self.list(resource, namespace, params).await?;
-        let mut deleted = Vec::new();
-        for item in list["items"].as_array().into_iter().flatten() {
-            let ns = Some(meta::namespace(item)).filter(|n| !n.is_empty());
-            match self
-                .delete(
-                    resource,
-                    ns,
-                    meta::name(item),
-                    &Preconditions::default(),
-                    dry_run,
-                )
-                .await
-            {
-                Ok(object) => deleted.push(object),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(json!({
-            "kind": format!("{}List", resource.kind),
-            "apiVersion": resource.api_version(),
-            "metadata": {"resourceVersion": list["metadata"]["resourceVersion"].clone()},
-            "items": deleted,
-        }))
     }
 
     /// Watches a collection from `resource_version` (`None` or "0": the current state as

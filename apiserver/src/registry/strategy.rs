@@ -147,6 +147,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
     if is(resource, "", "configmaps") || is(resource, "", "secrets") {
         errors.extend(validate_config_keys(object));
     }
+    errors.extend(super::validation::validate(resource, object));
     errors
 }
 
@@ -207,6 +208,7 @@ fn validate_config_keys(object: &Value) -> Vec<FieldError> {
 /// Validation of an update: the new object's own rules plus immutable fields.
 pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec<FieldError> {
     let mut errors = validate(resource, new);
+    errors.extend(super::validation::validate_update(resource, new, old));
     if old.get("immutable") == Some(&Value::Bool(true))
         && (is(resource, "", "configmaps") || is(resource, "", "secrets"))
     {
@@ -292,41 +294,6 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
             .unwrap_or_default()
     };
     strip(old) != strip(new)
-}
-
-/// Whether deleting `object` marks it (deletionTimestamp) instead of removing it:
-/// finalizers are pending, it is a namespace (its content must go first), a pod bound to
-/// a node (its kubelet stops it first), or it is already being deleted.
-pub fn deletes_gracefully(resource: &ResourceInfo, object: &Value) -> bool {
-    !meta::finalizers(object).is_empty()
-        || is(resource, "", "namespaces")
-        || (is(resource, "", "pods")
-            && object
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty()))
-        || meta::meta_str(object, "deletionTimestamp").is_some()
-}
-
-/// Marks an object as being deleted, as upstream's `BeforeDelete`.
-pub fn mark_deleted(resource: &ResourceInfo, object: &mut Value) {
-    if meta::meta_str(object, "deletionTimestamp").is_none() {
-        meta::set_meta(object, "deletionTimestamp", meta::now_rfc3339());
-        let grace = if is(resource, "", "pods") {
-            object
-                .pointer("/spec/terminationGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(30)
-        } else {
-            0
-        };
-        meta::set_meta(object, "deletionGracePeriodSeconds", grace);
-    }
-    if is(resource, "", "namespaces")
-        && let Some(map) = object.as_object_mut()
-    {
-        map.insert("status".into(), json!({"phase": "Terminating"}));
-    }
 }
 
 /// Whether an object marked for deletion may now be removed from storage: no
@@ -443,24 +410,20 @@ mod tests {
     }
 
     #[test]
-    fn deletion_rules() {
+    fn marked_objects_go_once_nothing_holds_them() {
         let pods = find("", "v1", "pods").unwrap();
         let cms = find("", "v1", "configmaps").unwrap();
-        assert!(!deletes_gracefully(
-            pods,
-            &json!({"metadata": {"name": "p"}, "spec": {}})
-        ));
-        let bound = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n"}});
-        assert!(deletes_gracefully(pods, &bound));
-        let mut marked = bound.clone();
-        mark_deleted(pods, &mut marked);
-        assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
-        assert!(!ready_to_delete(pods, &marked));
-        let mut cm = json!({"metadata": {"name": "c", "finalizers": ["x/y"]}});
-        assert!(deletes_gracefully(cms, &cm));
-        mark_deleted(cms, &mut cm);
+        let mut pod = json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z", "deletionGracePeriodSeconds": 30}});
+        assert!(
+            !ready_to_delete(pods, &pod),
+            "its kubelet has not stopped it"
+        );
+        pod["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        assert!(ready_to_delete(pods, &pod));
+        let mut cm = json!({"metadata": {"name": "c", "finalizers": ["x/y"], "deletionTimestamp": "2026-01-01T00:00:00Z"}});
         assert!(!ready_to_delete(cms, &cm));
         cm["metadata"]["finalizers"] = json!([]);
         assert!(ready_to_delete(cms, &cm));
+        assert!(!ready_to_delete(cms, &json!({"metadata": {"name": "c"}})));
     }
 }

@@ -430,9 +430,12 @@ async fn delete_honours_preconditions() {
     r.create(cms, Some("default"), configmap("web"), false)
         .await
         .unwrap();
-    let wrong = crate::storage::Preconditions {
-        uid: Some("nope".into()),
-        resource_version: None,
+    let wrong = DeleteOptions {
+        preconditions: crate::storage::Preconditions {
+            uid: Some("nope".into()),
+            resource_version: None,
+        },
+        ..Default::default()
     };
     let err = r
         .delete(cms, Some("default"), "web", &wrong, false)
