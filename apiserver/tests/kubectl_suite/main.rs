@@ -23,6 +23,7 @@ async fn suite(store: Store, kubectl_name: &'static str) {
         list_options(&kubectl);
         watch(&kubectl);
         imperative_create_and_binding(&kubectl);
+        drain_eviction_and_metrics(&kubectl);
         describe(&kubectl);
         every_write_verb_on_every_kind(&kubectl);
         label_annotate_patch_replace_edit(&kubectl);
@@ -553,6 +554,102 @@ fn imperative_create_and_binding(kubectl: &Kubectl) {
             || again.contains("already assigned to node"),
         "{again}"
     );
+}
+
+/// A node and a running pod on it, for `kubectl drain`.
+const DRAINED_NODE: &str = r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-b
+status:
+  capacity: {cpu: "2", memory: 4Gi, pods: "110"}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: evictee
+  namespace: suite
+  labels: {app: evictee}
+spec:
+  nodeName: node-b
+  containers:
+  - name: main
+    image: busybox:1.36
+"#;
+
+/// `kubectl drain` cordons the node and evicts its pods through `pods/eviction`, which
+/// a PodDisruptionBudget with no disruptions left refuses; `/metrics` counted it all.
+fn drain_eviction_and_metrics(kubectl: &Kubectl) {
+    kubectl.ok_with(&["create", "-f", "-"], DRAINED_NODE);
+    kubectl.ok(&[
+        "patch",
+        "pod",
+        "evictee",
+        "-n",
+        NS,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#,
+    ]);
+    assert_eq!(
+        kubectl
+            .ok(&[
+                "create",
+                "pdb",
+                "evictee",
+                "-n",
+                NS,
+                "--selector=app=evictee",
+                "--min-available=1",
+            ])
+            .trim(),
+        "poddisruptionbudget.policy/evictee created"
+    );
+    let drain = [
+        "drain",
+        "node-b",
+        "--force",
+        "--grace-period=0",
+        "--timeout=3s",
+    ];
+    let refused = kubectl.fails(&drain, "");
+    assert!(
+        refused.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{refused}"
+    );
+    assert_eq!(
+        kubectl.jsonpath(&["node", "node-b"], "{.spec.unschedulable}"),
+        "true",
+        "drain cordons first"
+    );
+    assert_eq!(
+        kubectl.jsonpath(&["pod", "evictee", "-n", NS], "{.metadata.name}"),
+        "evictee"
+    );
+    kubectl.ok(&["delete", "pdb", "evictee", "-n", NS]);
+    let drained = kubectl.ok(&[
+        "drain",
+        "node-b",
+        "--force",
+        "--grace-period=0",
+        "--timeout=30s",
+    ]);
+    assert!(drained.contains("pod/evictee evicted"), "{drained}");
+    assert!(drained.contains("node/node-b drained"), "{drained}");
+    let gone = kubectl.fails(&["get", "pod", "evictee", "-n", NS], "");
+    assert!(gone.contains(r#"pods "evictee" not found"#), "{gone}");
+    kubectl.ok(&["delete", "node", "node-b"]);
+
+    let metrics = kubectl.ok(&["get", "--raw", "/metrics"]);
+    for expected in [
+        r#"apiserver_request_total{code="429",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="eviction",verb="POST",version="v1"}"#,
+        r#"apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="eviction",verb="POST",version="v1"} 1"#,
+        r#"apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="policy",resource="poddisruptionbudgets",scope="namespace",subresource="",verb="POST",version="v1",le="60"} 1"#,
+    ] {
+        assert!(metrics.contains(expected), "{expected} not in {metrics}");
+    }
 }
 
 fn describe(kubectl: &Kubectl) {
