@@ -496,15 +496,26 @@ impl Registry {
             return Ok(());
         }
         let namespaces = GroupResource::core("namespaces");
+        let key = format!("/registry/namespaces/{namespace}");
+        let terminating = |object: &Value| {
+            meta::meta_str(object, "deletionTimestamp").is_some()
+                || object.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        };
+        // As upstream's admission plugin: the cached namespace answers when it is active;
+        // a missing or terminating one is confirmed against the store, since the cache
+        // may be a moment behind a namespace just created (or just re-created).
+        if let Some(kv) = self.cache.as_ref().and_then(|c| c.get_stale(&key))
+            && !terminating(&decode(&kv)?)
+        {
+            return Ok(());
+        }
         let kv = self
             .storage
-            .get(&format!("/registry/namespaces/{namespace}"), None)
+            .get(&key, None)
             .await
             .map_err(|e| storage_error(e, &namespaces, namespace))?;
         let object = decode(&kv)?;
-        if meta::meta_str(&object, "deletionTimestamp").is_some()
-            || object.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-        {
+        if terminating(&object) {
             return Err(StatusError::forbidden(
                 &resource.group_resource(),
                 "",

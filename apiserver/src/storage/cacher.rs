@@ -194,6 +194,17 @@ impl WatchCache {
         Some((state.revision, items))
     }
 
+    /// The cached object at `key` as the cache last saw it, which may be a little
+    /// behind the store (what an informer would answer); `None` when the cache does not
+    /// hold it or is not filled yet.
+    pub fn get_stale(&self, key: &str) -> Option<KeyValue> {
+        let state = read(&self.state);
+        if !state.ready {
+            return None;
+        }
+        state.objects.get(key).cloned()
+    }
+
     /// Watches keys under `prefix` after revision `after` (0: the current objects as
     /// ADDED events first). A revision older than the window is watched on the store.
     pub async fn watch(
