@@ -112,8 +112,7 @@ impl Cluster {
     }
 
     /// Creates the objects of a JSON document (`kubectl create -f -`). Client-side
-    /// schema validation is off: the scenarios test the server, and kubectl before 1.29
-    /// validates only against protobuf OpenAPI v2, which not every server serves.
+    /// schema validation is off: the scenarios test the server's own validation.
     pub fn create(
         &self,
         namespace: &str,

@@ -7,6 +7,7 @@ mod health;
 mod metrics;
 mod negotiation;
 mod openapi;
+mod openapi_protobuf;
 mod patch;
 mod resources;
 mod scale;

@@ -26,8 +26,11 @@ use serde_json::{Map, Value, json};
 use super::{VersionInfo, not_found};
 use crate::typed;
 
-/// What the v2 handler can send besides JSON; we serve JSON only.
+/// The v2 document's media types, as kube-openapi's handler offers them: JSON, and the
+/// gnostic protobuf under its deprecated and current names.
 const V2_JSON: &str = "application/json";
+const V2_PROTOBUF_DEPRECATED: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 /// kube-openapi's v3 media types; protobuf is not served, so clients asking for it
 /// alone get 406 as upstream answers any type it cannot produce.
 const V3_JSON: &str = "application/json";
@@ -41,7 +44,11 @@ struct Document {
 impl Document {
     fn new(value: &Value) -> Self {
         // Serializing a `Value` cannot fail (its map keys are strings).
-        let body = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        Self::from_bytes(serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    fn from_bytes(body: Vec<u8>) -> Self {
+        let body = Bytes::from(body);
         let etag = etag(&body);
         Document { body, etag }
     }
@@ -54,11 +61,53 @@ struct V3 {
     group_versions: BTreeMap<String, Document>,
 }
 
-static V2_DOCUMENT: OnceLock<Document> = OnceLock::new();
+/// The v2 document as JSON and as gnostic protobuf.
+struct V2 {
+    json: Document,
+    protobuf: Document,
+}
+
+static V2_DOCUMENTS: OnceLock<V2> = OnceLock::new();
 static V3_DOCUMENTS: OnceLock<V3> = OnceLock::new();
 
-fn v2_document() -> &'static Document {
-    V2_DOCUMENT.get_or_init(|| Document::new(&build(Flavor::V2, None)))
+fn v2_documents() -> &'static V2 {
+    V2_DOCUMENTS.get_or_init(|| {
+        let document = build(Flavor::V2, None);
+        V2 {
+            json: Document::new(&document),
+            protobuf: Document::from_bytes(super::openapi_protobuf::encode(&document)),
+        }
+    })
+}
+
+/// The v2 media type to answer with: the first of the client's Accept clauses (in
+/// order) that names one the server offers; `*` ranges get JSON.
+fn v2_media_type(headers: &HeaderMap) -> Option<&'static str> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(V2_JSON);
+    };
+    if accept.trim().is_empty() {
+        return Some(V2_JSON);
+    }
+    accept.split(',').find_map(|clause| {
+        let mut parts = clause.split(';');
+        let range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        if refused {
+            return None;
+        }
+        match range.as_str() {
+            "application/json" | "application/*" | "*/*" => Some(V2_JSON),
+            // Both names are answered with the current one, as kube-openapi does.
+            V2_PROTOBUF_DEPRECATED | V2_PROTOBUF => Some(V2_PROTOBUF),
+            _ => None,
+        }
+    })
 }
 
 fn v3_documents() -> &'static V3 {
@@ -85,16 +134,16 @@ fn v3_documents() -> &'static V3 {
     })
 }
 
-/// `GET /openapi/v2`: the Swagger 2.0 document, JSON only. client-go's discovery asks for
-/// protobuf alone (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`); that
-/// gets 406, which kubectl tolerates wherever the v3 documents answer instead.
+/// `GET /openapi/v2`: the Swagger 2.0 document, as JSON or in gnostic's protobuf
+/// (what client-go's discovery and kubectl up to 1.28 ask for alone).
 pub(super) async fn v2(headers: HeaderMap) -> Response {
-    if !accepts(&headers, V2_JSON) {
+    let Some(media_type) = v2_media_type(&headers) else {
         return not_acceptable();
-    }
-    let doc = tokio::task::spawn_blocking(v2_document).await;
-    match doc {
-        Ok(doc) => serve(&headers, doc, "no-cache, private"),
+    };
+    let docs = tokio::task::spawn_blocking(v2_documents).await;
+    match docs {
+        Ok(docs) if media_type == V2_JSON => serve(&headers, &docs.json, "no-cache, private"),
+        Ok(docs) => serve_as(&headers, &docs.protobuf, media_type, "no-cache, private"),
         Err(e) => internal(&e),
     }
 }
@@ -159,6 +208,16 @@ pub(super) async fn v3_group_version(
 /// A document with its entity tag; 304 when the client already has it
 /// (`If-None-Match`, as Go's `http.ServeContent`).
 fn serve(request: &HeaderMap, doc: &Document, cache_control: &'static str) -> Response {
+    serve_as(request, doc, "application/json", cache_control)
+}
+
+/// Serves `doc` as `content_type`, honouring If-None-Match against its ETag.
+fn serve_as(
+    request: &HeaderMap,
+    doc: &Document,
+    content_type: &'static str,
+    cache_control: &'static str,
+) -> Response {
     let quoted = format!("\"{}\"", doc.etag);
     let fresh = request
         .get(header::IF_NONE_MATCH)
@@ -171,10 +230,7 @@ fn serve(request: &HeaderMap, doc: &Document, cache_control: &'static str) -> Re
     };
     let headers = response.headers_mut();
     if !fresh {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     if let Ok(value) = HeaderValue::from_str(&quoted) {
         headers.insert(header::ETAG, value);
@@ -1291,7 +1347,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn v2_is_one_swagger_document_in_json_only() {
+    async fn v2_is_one_swagger_document_in_json_or_gnostic_protobuf() {
         let (_, doc) = get_json("/openapi/v2").await;
         assert_eq!(doc["swagger"], "2.0");
         let post = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"]["post"];
@@ -1305,11 +1361,17 @@ mod tests {
             doc["definitions"]["io.k8s.api.core.v1.ConfigMap"]["properties"]["metadata"]["$ref"],
             "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
         );
-        let (status, _, _) = get(
-            "/openapi/v2",
-            Some("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
-        )
-        .await;
+        // client-go's discovery asks for protobuf alone, under either name.
+        for media_type in [V2_PROTOBUF_DEPRECATED, V2_PROTOBUF] {
+            let (status, headers, body) = get("/openapi/v2", Some(media_type)).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(headers[header::CONTENT_TYPE], V2_PROTOBUF);
+            assert_eq!(
+                &body[..],
+                &super::super::openapi_protobuf::encode(&build(Flavor::V2, None))[..]
+            );
+        }
+        let (status, _, _) = get("/openapi/v2", Some("text/html")).await;
         assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
     }
 
