@@ -11,7 +11,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, metadata_watcher, reflector, watcher};
 use kube::{Client, Config};
 
 fn configmap(name: &str) -> ConfigMap {
@@ -43,6 +44,19 @@ async fn kube_rs_lists_watches_and_patches() {
     let stream =
         reflector(writer, watcher(api.clone(), watcher::Config::default())).applied_objects();
     let watch_task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    // The watch-list protocol (sendInitialEvents, ended by a bookmark) ...
+    let (streamed, writer) = reflector::store();
+    let config = watcher::Config::default().streaming_lists();
+    let stream = reflector(writer, watcher(api.clone(), config)).applied_objects();
+    let streaming_task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    // ... and metadata only (PartialObjectMetadata lists and watches).
+    let (metadata, writer) = reflector::store::<PartialObjectMeta<ConfigMap>>();
+    let stream = reflector(
+        writer,
+        metadata_watcher(api.clone(), watcher::Config::default()),
+    )
+    .applied_objects();
+    let metadata_task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
 
     for i in 0..5 {
         api.create(&PostParams::default(), &configmap(&format!("cm-{i}")))
@@ -92,23 +106,39 @@ async fn kube_rs_lists_watches_and_patches() {
     assert_eq!(patched.metadata.labels.unwrap()["strategic"], "yes");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while reader.state().len() < 5 {
+    let counts = || {
+        [
+            reader.state().len(),
+            streamed.state().len(),
+            metadata.state().len(),
+        ]
+    };
+    while counts() != [5, 5, 5] {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the reflector holds {} of 5",
-            reader.state().len()
+            "the reflectors (plain, streaming, metadata) hold {:?} of 5",
+            counts()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let labels = metadata.state()[0]
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(labels["app"], "kube-rs", "metadata carries the labels");
     api.delete("cm-4", &Default::default())
         .await
         .expect("delete");
-    while reader.state().len() != 4 {
+    while counts() != [4, 4, 4] {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the reflector never saw the deletion"
+            "the reflectors (plain, streaming, metadata) hold {:?} after the deletion",
+            counts()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     watch_task.abort();
+    streaming_task.abort();
+    metadata_task.abort();
 }

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use apimachinery::errors::StatusError;
+use apimachinery::errors::{FieldError, StatusError};
 use apimachinery::protobuf;
-use apimachinery::resources::{self, GroupResource, ResourceInfo};
+use apimachinery::resources::{self, GroupKind, GroupResource, ResourceInfo};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
@@ -274,6 +274,9 @@ async fn handle(
             .await
             .map(|o| (StatusCode::OK, o)),
         "list" => {
+            if let Err(e) = validate_list_options(&params, false) {
+                return error(e);
+            }
             let list_params = list_params(&params);
             if output == Output::JSON {
                 // From the watch cache, straight to bytes, when nothing needs decoding.
@@ -412,6 +415,94 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Upstream's boolean query parameter spellings (`strconv.ParseBool`).
+fn query_flag(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Upstream's `ValidateListOptions` for a list (`watch` false) or a watch: how
+/// `resourceVersionMatch`, `sendInitialEvents` and `continue` may combine; a 422 for
+/// `ListOptions.meta.k8s.io` otherwise.
+fn validate_list_options(params: &HashMap<String, String>, watch: bool) -> Result<(), StatusError> {
+    let get = |k: &str| params.get(k).map_or("", String::as_str);
+    let rv = get("resourceVersion");
+    let matched = get("resourceVersionMatch");
+    let send_initial = params.get("sendInitialEvents").and_then(|v| query_flag(v));
+    let field = "resourceVersionMatch";
+    let mut errors = Vec::new();
+    if watch {
+        if send_initial.is_some() && matched != "NotOlderThan" {
+            errors.push(FieldError::forbidden(
+                field,
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !matched.is_empty() {
+            if send_initial.is_none() {
+                errors.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                ));
+            }
+            if matched != "NotOlderThan" {
+                errors.push(FieldError::not_supported(field, matched, &["NotOlderThan"]));
+            }
+            if !get("continue").is_empty() {
+                errors.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+        }
+    } else {
+        if !matched.is_empty() {
+            if rv.is_empty() {
+                errors.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if !get("continue").is_empty() {
+                errors.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+            if !["Exact", "NotOlderThan"].contains(&matched) {
+                errors.push(FieldError::not_supported(
+                    field,
+                    matched,
+                    &["Exact", "NotOlderThan", ""],
+                ));
+            }
+            if matched == "Exact" && rv == "0" {
+                errors.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+        if params.contains_key("sendInitialEvents") {
+            errors.push(FieldError::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for list",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(StatusError::invalid(
+        &GroupKind::new("meta.k8s.io", "ListOptions"),
+        "",
+        &errors,
+    ))
 }
 
 fn list_params(params: &HashMap<String, String>) -> ListParams {
@@ -755,18 +846,45 @@ async fn watch(
         Ok(s) => s,
         Err(e) => return error(e),
     };
+    if let Err(e) = validate_list_options(params, true) {
+        return error(e);
+    }
     let bookmarks = params
         .get("allowWatchBookmarks")
-        .is_some_and(|b| b == "true");
-    let stream = match registry
-        .watch(
-            resource,
-            target.namespace,
-            list_params.resource_version.as_deref(),
-            bookmarks,
-        )
-        .await
-    {
+        .and_then(|b| query_flag(b))
+        .unwrap_or(false);
+    let rv = list_params
+        .resource_version
+        .as_deref()
+        .filter(|rv| !rv.is_empty());
+    let stream = match params.get("sendInitialEvents").and_then(|v| query_flag(v)) {
+        // The watch-list protocol: the state, a bookmark ending it, then changes.
+        Some(true) => {
+            registry
+                .watch_with_initial_events(resource, target.namespace, rv, bookmarks)
+                .await
+        }
+        // Changes only, from the given revision or else from now.
+        Some(false) if rv.is_none_or(|rv| rv == "0") => match registry.current_revision().await {
+            Ok(now) => {
+                registry
+                    .watch(
+                        resource,
+                        target.namespace,
+                        Some(&now.to_string()),
+                        bookmarks,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+        _ => {
+            registry
+                .watch(resource, target.namespace, rv, bookmarks)
+                .await
+        }
+    };
+    let stream = match stream {
         Ok(stream) => stream,
         Err(e) => return error(e),
     };
@@ -838,7 +956,10 @@ fn event_line(
         WatchEvent::Modified { .. } => "MODIFIED",
         WatchEvent::Deleted(_) => "DELETED",
         WatchEvent::Bookmark(revision) => {
-            let object = json!({"kind": resource.kind, "apiVersion": resource.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
+            let mut object = json!({"kind": resource.kind, "apiVersion": resource.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
+            if event.initial_events_end {
+                object["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
             return line("BOOKMARK", &object);
         }
     };

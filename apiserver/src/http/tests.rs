@@ -865,3 +865,75 @@ async fn delete_options_shape_the_deletion() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["details"]["kind"], "DeleteOptions");
 }
+
+#[tokio::test]
+async fn watch_list_sends_the_state_then_a_bookmark_ending_it() {
+    let state = namespaced_state().await;
+    for name in ["a", "b"] {
+        let cm =
+            format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}}}}"#);
+        exchange(
+            &state,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            &[],
+            &cm,
+        )
+        .await;
+    }
+    let base = "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1";
+    let (status, _, body) = exchange(
+        &state,
+        "GET",
+        &format!("{base}&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let events: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds[..3], ["ADDED", "ADDED", "BOOKMARK"], "{events:?}");
+    assert_eq!(
+        events[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    // Without initial events, a watch from now sees nothing of the past.
+    let (_, _, body) = exchange(
+        &state,
+        "GET",
+        &format!("{base}&sendInitialEvents=false&resourceVersionMatch=NotOlderThan"),
+        &[],
+        "",
+    )
+    .await;
+    assert!(body.is_empty(), "{}", String::from_utf8_lossy(&body));
+    // upstream's ValidateListOptions
+    for (query, message) in [
+        (
+            format!("{base}&sendInitialEvents=true"),
+            r#"ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"#,
+        ),
+        (
+            format!("{base}&resourceVersionMatch=NotOlderThan"),
+            r#"ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"#,
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps?sendInitialEvents=true".to_owned(),
+            r#"ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list"#,
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact".to_owned(),
+            r#"ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"#,
+        ),
+    ] {
+        let (status, _, body) = exchange(&state, "GET", &query, &[], "").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["message"], message);
+    }
+}

@@ -813,6 +813,71 @@ impl Registry {
         stream.map_err(|e| storage_error(e, &resource.group_resource(), ""))
     }
 
+    /// A watch that starts with the collection's state as ADDED events and a bookmark
+    /// marking their end, as upstream's `sendInitialEvents=true` (the watch-list
+    /// protocol): the state is read not older than `resource_version` ("" for the
+    /// store's current revision, "0" for any), then changes after it follow.
+    pub async fn watch_with_initial_events(
+        &self,
+        resource: &ResourceInfo,
+        namespace: Option<&str>,
+        resource_version: Option<&str>,
+        bookmarks: bool,
+    ) -> Result<CachedWatchStream, StatusError> {
+        let prefix = prefix(resource, namespace)?;
+        let params = ListParams {
+            resource_version: resource_version.map(str::to_owned),
+            ..ListParams::default()
+        };
+        let gr = resource.group_resource();
+        let (revision, items) = match self.list_from_cache(&prefix, &params).await? {
+            Some(found) => found,
+            None => {
+                // No cache (or it is behind): the store's pages, read at one revision.
+                let mut items = Vec::new();
+                let mut options = ListOptions::default();
+                loop {
+                    let page = self
+                        .storage
+                        .list(&prefix, &options)
+                        .await
+                        .map_err(|e| storage_error(e, &gr, ""))?;
+                    items.extend(page.items);
+                    match page.continue_token {
+                        Some(token) => {
+                            options = ListOptions {
+                                revision: Some(page.revision),
+                                limit: None,
+                                continue_token: Some(token),
+                            };
+                        }
+                        None => break (page.revision, items),
+                    }
+                }
+            }
+        };
+        let mut initial: Vec<Result<Arc<CachedEvent>, StorageError>> = items
+            .into_iter()
+            .map(|kv| Ok(CachedEvent::new(crate::storage::WatchEvent::Added(kv))))
+            .collect();
+        // The end is marked by a bookmark, which only watchers allowing them get.
+        if bookmarks {
+            initial.push(Ok(CachedEvent::initial_events_end(revision)));
+        }
+        let live = self
+            .watch(resource, namespace, Some(&revision.to_string()), bookmarks)
+            .await?;
+        Ok(Box::pin(futures::stream::iter(initial).chain(live)))
+    }
+
+    /// The store's current revision (what a watch "from now" starts after).
+    pub async fn current_revision(&self) -> Result<Revision, StatusError> {
+        self.storage
+            .current_revision()
+            .await
+            .map_err(|e| storage_error(e, &GroupResource::core(""), ""))
+    }
+
     /// Decodes a stored object for the watch stream.
     pub fn decode_object(kv: &KeyValue) -> Result<Value, StatusError> {
         decode(kv)

@@ -38,6 +38,9 @@ const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 pub struct CachedEvent {
     /// The event; `Modified.prev_value` is always set (the cache knows the old state).
     pub event: WatchEvent,
+    /// A bookmark that ends the initial events of a `sendInitialEvents` watch (sent
+    /// with upstream's `k8s.io/initial-events-end` annotation).
+    pub initial_events_end: bool,
     /// Per-consumer memos (e.g. the decoded object, the JSON line), computed once.
     memos: Mutex<Vec<(&'static str, Arc<dyn std::any::Any + Send + Sync>)>>,
 }
@@ -47,6 +50,16 @@ impl CachedEvent {
     pub fn new(event: WatchEvent) -> Arc<Self> {
         Arc::new(CachedEvent {
             event,
+            initial_events_end: false,
+            memos: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The bookmark at `revision` that ends a watch's initial events.
+    pub fn initial_events_end(revision: Revision) -> Arc<Self> {
+        Arc::new(CachedEvent {
+            event: WatchEvent::Bookmark(revision),
+            initial_events_end: true,
             memos: Mutex::new(Vec::new()),
         })
     }
