@@ -249,7 +249,83 @@ pub fn validate_object_meta(object: &Value, namespaced: bool, rule: NameRule) ->
             ));
         }
     }
+    if let Some(references) = metadata
+        .and_then(|m| m.get("ownerReferences"))
+        .and_then(Value::as_array)
+    {
+        errors.extend(validate_owner_references(references));
+    }
     errors
+}
+
+/// Upstream's `ValidateOwnerReferences`: every reference names its owner fully, an
+/// Event owns nothing, and at most one reference is the controller. Errors carry the
+/// list's path, without an index, as upstream's do.
+fn validate_owner_references(references: &[Value]) -> Vec<FieldError> {
+    const PATH: &str = "metadata.ownerReferences";
+    let mut errors = Vec::new();
+    let mut controller: Option<String> = None;
+    for reference in references {
+        let text = |field: &str| reference.get(field).and_then(Value::as_str).unwrap_or("");
+        let api_version = text("apiVersion");
+        // The version is what follows the group's slash ("v1" alone is the core group).
+        let version = api_version.rsplit('/').next().unwrap_or("");
+        if version.is_empty() {
+            errors.push(FieldError::invalid(
+                format!("{PATH}.apiVersion"),
+                api_version,
+                "version must not be empty",
+            ));
+        }
+        for (field, what) in [("kind", "kind"), ("name", "name"), ("uid", "uid")] {
+            if text(field).is_empty() {
+                errors.push(FieldError::invalid(
+                    format!("{PATH}.{field}"),
+                    text(field),
+                    format!("{what} must not be empty"),
+                ));
+            }
+        }
+        if api_version == "v1" && text("kind") == "Event" {
+            errors.push(FieldError::invalid(
+                PATH,
+                reference_display(reference),
+                "/v1, Kind=Event is disallowed from being an owner",
+            ));
+        }
+        if reference.get("controller").and_then(Value::as_bool) == Some(true) {
+            let current = format!("{}/{}", text("kind"), text("name"));
+            match &controller {
+                Some(first) => errors.push(FieldError::invalid(
+                    PATH,
+                    apimachinery::errors::BadValue::Omitted,
+                    format!(
+                        "Only one reference can have Controller set to true. Found \"true\" in references for {first} and {current}"
+                    ),
+                )),
+                None => controller = Some(current),
+            }
+        }
+    }
+    errors
+}
+
+/// An owner reference shown as upstream's generated `String()` prints it.
+fn reference_display(reference: &Value) -> apimachinery::errors::BadValue {
+    let text = |field: &str| reference.get(field).and_then(Value::as_str).unwrap_or("");
+    let flag = |field: &str| match reference.get(field).and_then(Value::as_bool) {
+        Some(b) => format!("*{b}"),
+        None => "nil".to_owned(),
+    };
+    apimachinery::errors::BadValue::Display(format!(
+        "&OwnerReference{{Kind:{},Name:{},UID:{},APIVersion:{},Controller:{},BlockOwnerDeletion:{},}}",
+        text("kind"),
+        text("name"),
+        text("uid"),
+        text("apiVersion"),
+        flag("controller"),
+        flag("blockOwnerDeletion")
+    ))
 }
 
 /// Messages for an invalid name under `rule` (empty when valid).
@@ -275,6 +351,34 @@ pub fn validate_name(name: &str, rule: NameRule) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_references_are_validated_as_upstream() {
+        let object = |refs: Value| json!({"metadata": {"name": "x", "ownerReferences": refs}});
+        let messages = |refs: Value| -> Vec<String> {
+            validate_object_meta(&object(refs), false, NameRule::Subdomain)
+                .iter()
+                .map(FieldError::to_string)
+                .collect()
+        };
+        assert!(messages(json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u", "controller": true}])).is_empty());
+        assert_eq!(
+            messages(json!([{"apiVersion": "apps/", "kind": "", "name": "rs", "uid": "u"}])),
+            [
+                r#"metadata.ownerReferences.apiVersion: Invalid value: "apps/": version must not be empty"#,
+                r#"metadata.ownerReferences.kind: Invalid value: "": kind must not be empty"#,
+            ]
+        );
+        assert_eq!(
+            messages(json!([
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "a", "uid": "1", "controller": true},
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "b", "uid": "2", "controller": true},
+            ])),
+            [
+                r#"metadata.ownerReferences: Invalid value: Only one reference can have Controller set to true. Found "true" in references for ReplicaSet/a and ReplicaSet/b"#
+            ]
+        );
+    }
     use serde_json::json;
 
     #[test]
