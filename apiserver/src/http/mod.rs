@@ -145,7 +145,27 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(authorize))
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .compress_when(LargeResponses),
+        )
         .with_state(state)
+}
+
+/// Upstream compresses responses of 128 KiB and more for clients that accept gzip
+/// (its `APIResponseCompression`); a watch, whose length is unknown, streams as is.
+#[derive(Clone, Copy)]
+struct LargeResponses;
+
+impl tower_http::compression::Predicate for LargeResponses {
+    fn should_compress<B: axum::body::HttpBody>(&self, response: &axum::http::Response<B>) -> bool {
+        response
+            .body()
+            .size_hint()
+            .exact()
+            .is_some_and(|size| size >= 128 * 1024)
+    }
 }
 
 async fn version() -> Response {

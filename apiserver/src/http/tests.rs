@@ -937,3 +937,55 @@ async fn watch_list_sends_the_state_then_a_bookmark_ending_it() {
         assert_eq!(body["message"], message);
     }
 }
+
+#[tokio::test]
+async fn large_answers_are_gzipped_for_clients_that_accept_it() {
+    let state = namespaced_state().await;
+    let padding = "x".repeat(4096);
+    for i in 0..40 {
+        let cm = format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{i}"}},"data":{{"pad":"{padding}"}}}}"#
+        );
+        exchange(
+            &state,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            &[],
+            &cm,
+        )
+        .await;
+    }
+    let gzip = [("accept-encoding", "gzip")];
+    let (status, headers, body) = exchange(
+        &state,
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        &gzip,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(body[..2], [0x1f, 0x8b], "a gzip stream");
+    assert!(body.len() < 40 * 4096, "compressed: {} bytes", body.len());
+    // Small answers, and clients that do not ask, get plain JSON.
+    let (_, headers, _) = exchange(
+        &state,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/cm-1",
+        &gzip,
+        "",
+    )
+    .await;
+    assert!(headers.get(header::CONTENT_ENCODING).is_none());
+    let (_, headers, body) = exchange(
+        &state,
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        &[],
+        "",
+    )
+    .await;
+    assert!(headers.get(header::CONTENT_ENCODING).is_none());
+    assert_eq!(body[0], b'{');
+}
