@@ -1,6 +1,7 @@
-//! Server-side field validation of unknown fields (`?fieldValidation=Strict|Warn|Ignore`
-//! on create and update), as upstream's strict decoding in
-//! k8s.io/apiserver/pkg/endpoints/handlers (create.go, update.go).
+//! Server-side field validation of unknown and duplicate fields
+//! (`?fieldValidation=Strict|Warn|Ignore` on create and update), as upstream's strict
+//! decoding in k8s.io/apiserver/pkg/endpoints/handlers (create.go, update.go).
+//! Duplicates are found by walking the body's keys in document order.
 //!
 //! Objects stay JSON values, so unknown fields are found by comparing the request with
 //! its round trip through the kind's k8s-openapi type: whatever the request names and
@@ -114,10 +115,21 @@ pub fn check(
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return Ok(Vec::new());
     };
-    let unknown: Vec<String> = unknown_fields(resource, &request)
-        .into_iter()
-        .map(|path| format!("unknown field \"{path}\""))
-        .collect();
+    let unknown: std::collections::HashSet<String> =
+        unknown_fields(resource, &request).into_iter().collect();
+    // Both kinds of problem in the order the body has them, as upstream's strict
+    // decoder reports them: a duplicate where it repeats, an unknown field where it
+    // first appears.
+    let mut issues = Vec::new();
+    let mut reported = std::collections::HashSet::new();
+    for (path, duplicate) in key_occurrences(body) {
+        if duplicate {
+            issues.push(format!("duplicate field \"{path}\""));
+        } else if unknown.contains(&path) && reported.insert(path.clone()) {
+            issues.push(format!("unknown field \"{path}\""));
+        }
+    }
+    let unknown = issues;
     if unknown.is_empty() || directive == Directive::Warn {
         return Ok(unknown);
     }
@@ -128,6 +140,95 @@ pub fn check(
         kind = resource.kind,
         version = resource.version,
     )))
+}
+
+/// Every key of a JSON document with its path (`spec.containers[0].name`), in document
+/// order, marked when it repeats a key of the same object (the value a parser keeps is
+/// the last one; upstream's strict decoding reports the repetition). Empty for a
+/// document that does not parse.
+pub fn key_occurrences(body: &[u8]) -> Vec<(String, bool)> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    struct Walker<'a> {
+        path: String,
+        out: &'a mut Vec<(String, bool)>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walker<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walker<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let out = self.out;
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                let duplicate = !seen.insert(key);
+                out.push((path.clone(), duplicate));
+                map.next_value_seed(Walker {
+                    path,
+                    out: &mut *out,
+                })?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let out = self.out;
+            let mut i = 0;
+            while seq
+                .next_element_seed(Walker {
+                    path: format!("{}[{i}]", self.path),
+                    out: &mut *out,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+    }
+
+    let mut out = Vec::new();
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let walked = Walker {
+        path: String::new(),
+        out: &mut out,
+    }
+    .deserialize(&mut deserializer);
+    if walked.is_err() {
+        return Vec::new();
+    }
+    out
 }
 
 /// Adds one `Warning: 299 - "<message>"` header per warning, as upstream's warning
@@ -203,6 +304,23 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// Upstream's field-validation integration test body, reduced: duplicates and
+    /// unknown fields reported together, in the order the body has them.
+    #[test]
+    fn duplicates_and_unknown_fields_in_document_order() {
+        let deployments = resources::find("apps", "v1", "deployments").unwrap();
+        let body = br#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","name":"e","unknownMeta":"x"},
+            "spec":{"unknown1":1,"paused":false,"paused":true,"selector":{"matchLabels":{"a":"b"}},
+            "template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i","unknownNested":1,"imagePullPolicy":"Always","imagePullPolicy":"Never"}]}}}}"#;
+        let params = HashMap::from([("fieldValidation".to_owned(), "Strict".to_owned())]);
+        let err = check(deployments, "create", &params, body).unwrap_err();
+        assert_eq!(
+            err.0.message,
+            r#"Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: duplicate field "metadata.name", unknown field "metadata.unknownMeta", unknown field "spec.unknown1", duplicate field "spec.paused", unknown field "spec.template.spec.containers[0].unknownNested", duplicate field "spec.template.spec.containers[0].imagePullPolicy""#
+        );
+        assert!(key_occurrences(b"{not json").is_empty());
     }
 
     #[test]
