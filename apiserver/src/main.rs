@@ -3,10 +3,6 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-// mimalloc: the request path allocates many small JSON values (see hack/bench).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

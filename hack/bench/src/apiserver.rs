@@ -356,10 +356,6 @@ async fn rss_per_pod(client: &kube::Client, from: usize, to: usize) -> Result<()
     Ok(())
 }
 
-// The allocator kube-apiserver runs with, so the figures are the server's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
