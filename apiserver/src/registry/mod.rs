@@ -563,6 +563,7 @@ impl Registry {
             if generated {
                 meta::set_meta(&mut object, "name", meta::generate_name(&generate));
             }
+            strategy::prepare_named(resource, &mut object);
             let errors = strategy::validate(resource, &object);
             let name = meta::name(&object).to_owned();
             if !errors.is_empty() {

@@ -137,6 +137,63 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
     }
 }
 
+/// What a create settles once the object has its name and uid, just before validation
+/// (upstream does this in the Job strategy's `Validate`): a Job without
+/// `manualSelector` gets its generated selector, `generateSelector` in
+/// pkg/registry/batch/job/strategy.go.
+pub fn prepare_named(resource: &ResourceInfo, object: &mut Value) {
+    if !is(resource, "batch", "jobs")
+        || object.pointer("/spec/manualSelector") == Some(&Value::Bool(true))
+    {
+        return;
+    }
+    let name = meta::name(object).to_owned();
+    let uid = meta::meta_str(object, "uid").unwrap_or("").to_owned();
+    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    // The pods carry the job's name (readable) and uid (unique), each under the
+    // legacy and the batch.kubernetes.io key; labels the user set are kept (a
+    // conflict is validation's to report).
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    if let Some(template) = template.as_object_mut() {
+        let metadata = template.entry("metadata").or_insert_with(|| json!({}));
+        if let Some(metadata) = metadata.as_object_mut() {
+            let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            if let Some(labels) = labels.as_object_mut() {
+                for (key, value) in [
+                    ("job-name", &name),
+                    ("batch.kubernetes.io/job-name", &name),
+                    ("controller-uid", &uid),
+                    ("batch.kubernetes.io/controller-uid", &uid),
+                ] {
+                    labels
+                        .entry(key)
+                        .or_insert_with(|| Value::String(value.clone()));
+                }
+            }
+        }
+    }
+    let selector = spec.entry("selector").or_insert_with(|| json!({}));
+    if !selector.is_object() {
+        *selector = json!({});
+    }
+    if let Some(selector) = selector.as_object_mut() {
+        let match_labels = selector.entry("matchLabels").or_insert_with(|| json!({}));
+        if !match_labels.is_object() {
+            *match_labels = json!({});
+        }
+        if let Some(match_labels) = match_labels.as_object_mut() {
+            match_labels
+                .entry("batch.kubernetes.io/controller-uid")
+                .or_insert_with(|| Value::String(uid.clone()));
+        }
+    }
+}
+
 /// Validation of a new object.
 pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
     let mut errors = meta::validate_object_meta(object, resource.namespaced, name_rule(resource));
@@ -407,6 +464,25 @@ mod tests {
             secret,
             json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "bmV3", "b": "Yg==", "c": "aHVudGVyMg=="}})
         );
+    }
+
+    #[test]
+    fn jobs_get_upstreams_generated_selector() {
+        let jobs = find("batch", "v1", "jobs").unwrap();
+        let mut job = json!({"metadata": {"name": "pi", "uid": "u-1"}, "spec": {"template": {"spec": {"restartPolicy": "Never"}}}});
+        prepare_named(jobs, &mut job);
+        assert_eq!(
+            job["spec"]["selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
+        );
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"],
+            json!({"batch.kubernetes.io/controller-uid": "u-1", "batch.kubernetes.io/job-name": "pi", "controller-uid": "u-1", "job-name": "pi"})
+        );
+        let mut manual = json!({"metadata": {"name": "m", "uid": "u"}, "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}}});
+        let before = manual.clone();
+        prepare_named(jobs, &mut manual);
+        assert_eq!(manual, before);
     }
 
     #[test]
