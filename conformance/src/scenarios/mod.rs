@@ -3,6 +3,7 @@
 mod chunking;
 mod configmap;
 mod discovery;
+mod field_validation;
 mod namespaces;
 mod secrets;
 mod server_version;
@@ -32,6 +33,14 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         codename: "[sig-api-machinery] Discovery should locate the groupVersion and a resource within each APIGroup [Conformance]",
         run: discovery::group_version_and_a_resource_in_each_group,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] FieldValidation should detect unknown and duplicate fields of a typed object [Conformance]",
+        run: field_validation::unknown_and_duplicate_fields,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] FieldValidation should detect unknown metadata fields of a typed object [Conformance]",
+        run: field_validation::unknown_metadata_fields,
     },
     Scenario {
         codename: "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",
