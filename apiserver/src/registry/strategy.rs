@@ -68,6 +68,7 @@ pub fn set_defaults(resource: &ResourceInfo, object: &mut Value) {
     if is(resource, "", "secrets") {
         fold_secret_string_data(object);
     }
+    super::validation::set_defaults(resource, object);
 }
 
 /// A Secret's write-only `stringData` is merged into `data` (base64, overriding keys

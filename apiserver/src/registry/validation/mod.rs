@@ -11,18 +11,31 @@ use apimachinery::errors::FieldError;
 use apimachinery::resources::ResourceInfo;
 use serde_json::Value;
 
+mod rbac;
 #[cfg(test)]
 pub(crate) mod tester;
 
 /// Kind-specific validation of a new object (after defaulting).
 pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
-    let _ = (resource, object);
-    Vec::new()
+    match resource.group {
+        "rbac.authorization.k8s.io" => rbac::validate(resource.plural, object),
+        _ => Vec::new(),
+    }
 }
 
 /// Kind-specific validation of an update: the new object's rules are checked by the
 /// caller; this adds what upstream's `ValidateXUpdate` forbids changing.
 pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec<FieldError> {
-    let _ = (resource, new, old);
-    Vec::new()
+    match resource.group {
+        "rbac.authorization.k8s.io" => rbac::validate_update(resource.plural, new, old),
+        _ => Vec::new(),
+    }
+}
+
+/// Kind-specific defaults of the API groups validated here (upstream's
+/// `pkg/apis/<group>/v1/defaults.go`).
+pub fn set_defaults(resource: &ResourceInfo, object: &mut Value) {
+    if resource.group == "rbac.authorization.k8s.io" {
+        rbac::set_defaults(resource.plural, object);
+    }
 }
