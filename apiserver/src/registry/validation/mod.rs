@@ -11,6 +11,8 @@ use apimachinery::errors::FieldError;
 use apimachinery::resources::ResourceInfo;
 use serde_json::Value;
 
+mod batch;
+mod policy;
 mod rbac;
 #[cfg(test)]
 pub(crate) mod tester;
@@ -19,6 +21,8 @@ pub(crate) mod tester;
 pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
     match resource.group {
         "rbac.authorization.k8s.io" => rbac::validate(resource.plural, object),
+        "policy" => policy::validate(resource.plural, object),
+        "batch" => batch::validate(resource.plural, object),
         _ => Vec::new(),
     }
 }
