@@ -3,8 +3,8 @@
 //! graceful deletion): what a create defaults, how names are validated, what the main
 //! resource and the status subresource may change, and how deletion proceeds.
 //!
-//! Today these are the generic rules plus the namespace and pod specifics that kubectl
-//! users meet first; typed validation per resource follows.
+//! Kind-specific validation lives in [`super::validation`] (one file per API group),
+//! [`super::workloads`] (pod templates) and [`super::services`].
 
 use apimachinery::errors::FieldError;
 use apimachinery::resources::ResourceInfo;

@@ -11,6 +11,7 @@ use apimachinery::errors::FieldError;
 use apimachinery::resources::ResourceInfo;
 use serde_json::Value;
 
+mod autoscaling;
 mod batch;
 mod policy;
 mod rbac;
@@ -23,6 +24,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
         "rbac.authorization.k8s.io" => rbac::validate(resource.plural, object),
         "policy" => policy::validate(resource.plural, object),
         "batch" => batch::validate(resource.plural, object),
+        "autoscaling" => autoscaling::validate(resource.plural, object),
         _ => Vec::new(),
     }
 }
