@@ -15,6 +15,7 @@ mod autoscaling;
 mod batch;
 mod policy;
 mod rbac;
+mod storage;
 #[cfg(test)]
 pub(crate) mod tester;
 
@@ -25,6 +26,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
         "policy" => policy::validate(resource.plural, object),
         "batch" => batch::validate(resource.plural, object),
         "autoscaling" => autoscaling::validate(resource.plural, object),
+        "storage.k8s.io" => storage::validate(resource.plural, object),
         _ => Vec::new(),
     }
 }
@@ -34,6 +36,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
 pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec<FieldError> {
     match resource.group {
         "rbac.authorization.k8s.io" => rbac::validate_update(resource.plural, new, old),
+        "storage.k8s.io" => storage::validate_update(resource.plural, new, old),
         _ => Vec::new(),
     }
 }
