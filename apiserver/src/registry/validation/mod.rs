@@ -13,6 +13,7 @@ use serde_json::Value;
 
 mod autoscaling;
 mod batch;
+mod networking;
 mod policy;
 mod rbac;
 mod storage;
@@ -27,6 +28,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
         "batch" => batch::validate(resource.plural, object),
         "autoscaling" => autoscaling::validate(resource.plural, object),
         "storage.k8s.io" => storage::validate(resource.plural, object),
+        "networking.k8s.io" => networking::validate(resource.plural, object),
         _ => Vec::new(),
     }
 }
