@@ -13,6 +13,7 @@ use serde_json::Value;
 
 mod autoscaling;
 mod batch;
+mod corev1;
 mod networking;
 mod policy;
 mod rbac;
@@ -23,6 +24,7 @@ pub(crate) mod tester;
 /// Kind-specific validation of a new object (after defaulting).
 pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
     match resource.group {
+        "" => corev1::validate(resource.plural, object),
         "rbac.authorization.k8s.io" => rbac::validate(resource.plural, object),
         "policy" => policy::validate(resource.plural, object),
         "batch" => batch::validate(resource.plural, object),
@@ -37,6 +39,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
 /// caller; this adds what upstream's `ValidateXUpdate` forbids changing.
 pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec<FieldError> {
     match resource.group {
+        "" => corev1::validate_update(resource.plural, new, old),
         "rbac.authorization.k8s.io" => rbac::validate_update(resource.plural, new, old),
         "storage.k8s.io" => storage::validate_update(resource.plural, new, old),
         _ => Vec::new(),
