@@ -11,6 +11,7 @@ use apimachinery::errors::FieldError;
 use apimachinery::resources::ResourceInfo;
 use serde_json::Value;
 
+mod apps;
 mod autoscaling;
 mod batch;
 mod corev1;
@@ -25,6 +26,7 @@ pub(crate) mod tester;
 pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
     match resource.group {
         "" => corev1::validate(resource.plural, object),
+        "apps" => apps::validate(resource.plural, object),
         "rbac.authorization.k8s.io" => rbac::validate(resource.plural, object),
         "policy" => policy::validate(resource.plural, object),
         "batch" => batch::validate(resource.plural, object),
@@ -40,6 +42,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
 pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec<FieldError> {
     match resource.group {
         "" => corev1::validate_update(resource.plural, new, old),
+        "apps" => apps::validate_update(resource.plural, new, old),
         "rbac.authorization.k8s.io" => rbac::validate_update(resource.plural, new, old),
         "storage.k8s.io" => storage::validate_update(resource.plural, new, old),
         _ => Vec::new(),
