@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::PartialObjectMeta;
-use kube::runtime::{WatchStreamExt, metadata_watcher, reflector, watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Config};
 
 fn configmap(name: &str) -> ConfigMap {
@@ -37,7 +37,7 @@ async fn kube_rs_lists_watches_and_patches() {
         .await
         .expect("config");
     let client = Client::try_from(config).expect("client");
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
     // A reflector started first must end up holding every object created after it.
     let (reader, writer) = reflector::store();
@@ -51,11 +51,10 @@ async fn kube_rs_lists_watches_and_patches() {
     let streaming_task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
     // ... and metadata only (PartialObjectMetadata lists and watches).
     let (metadata, writer) = reflector::store::<PartialObjectMeta<ConfigMap>>();
-    let stream = reflector(
-        writer,
-        metadata_watcher(api.clone(), watcher::Config::default()),
-    )
-    .applied_objects();
+    let metadata_api: Api<PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(client.clone(), "default");
+    let stream =
+        reflector(writer, watcher(metadata_api, watcher::Config::default())).applied_objects();
     let metadata_task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
 
     for i in 0..5 {
