@@ -6,20 +6,12 @@ use std::sync::Arc;
 use apimachinery::resources::{ResourceInfo, find};
 use serde_json::{Value, json};
 
+use super::validation::tester::registry;
 use super::*;
 use crate::storage::memory::MemoryStore;
 
 fn res(group: &str, version: &str, plural: &str) -> &'static ResourceInfo {
     find(group, version, plural).expect("resource in the table")
-}
-
-async fn registry() -> Registry {
-    let registry = Registry::new(Arc::new(MemoryStore::new()));
-    registry
-        .ensure_system_namespaces()
-        .await
-        .expect("system namespaces");
-    registry
 }
 
 fn configmap(name: &str) -> Value {
