@@ -113,6 +113,11 @@ impl Server {
             .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
         state
             .registry()
+            .ensure_system_priority_classes()
+            .await
+            .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        state
+            .registry()
             .ensure_kubernetes_service(advertised.ip(), advertised.port())
             .await
             .map_err(|e| ServerError::Bootstrap(e.to_string()))?;

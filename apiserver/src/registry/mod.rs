@@ -485,6 +485,26 @@ impl Registry {
         Ok(())
     }
 
+    /// Creates the system PriorityClasses that do not exist yet, as upstream's
+    /// `scheduling/bootstrap-system-priority-classes` post-start hook.
+    pub async fn ensure_system_priority_classes(&self) -> Result<(), StatusError> {
+        let classes =
+            resources::find("scheduling.k8s.io", "v1", "priorityclasses").ok_or_else(|| {
+                StatusError::internal_error("the resource table lacks priorityclasses")
+            })?;
+        for (name, value, description) in validation::scheduling::SYSTEM_PRIORITY_CLASSES {
+            let object = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description,
+                "preemptionPolicy": "PreemptLowerPriority"});
+            match self.create(classes, None, object, false).await {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses new content in a missing or terminating namespace, as upstream's
     /// NamespaceLifecycle admission.
     async fn check_namespace_lifecycle(

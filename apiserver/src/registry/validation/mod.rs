@@ -18,6 +18,7 @@ mod corev1;
 mod networking;
 mod policy;
 mod rbac;
+pub mod scheduling;
 mod storage;
 #[cfg(test)]
 pub(crate) mod tester;
@@ -33,6 +34,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
         "autoscaling" => autoscaling::validate(resource.plural, object),
         "storage.k8s.io" => storage::validate(resource.plural, object),
         "networking.k8s.io" => networking::validate(resource.plural, object),
+        "scheduling.k8s.io" => scheduling::validate(resource.plural, object),
         _ => Vec::new(),
     }
 }
@@ -45,6 +47,7 @@ pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec
         "apps" => apps::validate_update(resource.plural, new, old),
         "rbac.authorization.k8s.io" => rbac::validate_update(resource.plural, new, old),
         "storage.k8s.io" => storage::validate_update(resource.plural, new, old),
+        "scheduling.k8s.io" => scheduling::validate_update(resource.plural, new, old),
         _ => Vec::new(),
     }
 }
@@ -54,5 +57,11 @@ pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec
 pub fn set_defaults(resource: &ResourceInfo, object: &mut Value) {
     if resource.group == "rbac.authorization.k8s.io" {
         rbac::set_defaults(resource.plural, object);
+    }
+    if resource.group == "scheduling.k8s.io"
+        && let Some(map) = object.as_object_mut()
+    {
+        map.entry("preemptionPolicy")
+            .or_insert_with(|| Value::String("PreemptLowerPriority".into()));
     }
 }
