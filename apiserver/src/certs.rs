@@ -1,7 +1,15 @@
-//! The cluster's certificates when none are given: a CA, the apiserver's serving
-//! certificate and an admin client certificate (CN `kubernetes-admin`, O
-//! `system:masters`, as kubeadm's `admin.conf`), kept under the cert dir and reused
-//! while valid; and the admin kubeconfig that stock kubectl uses as is.
+//! The cluster's certificates when none are given, kept under the cert dir with
+//! kubeadm's file names and reused while valid:
+//!
+//! - the cluster CA and the apiserver's serving certificate;
+//! - client certificates for the admin (CN `kubernetes-admin`, O `system:masters`, as
+//!   kubeadm's `admin.conf`), the scheduler (`system:kube-scheduler`), the controller
+//!   manager (`system:kube-controller-manager`) and this node's kubelet
+//!   (`system:node:<host>`, O `system:nodes`), each with a kubeconfig;
+//! - the service-account signing key pair (`sa.key`, `sa.pub`);
+//! - the front-proxy CA and its client certificate (for aggregated API servers).
+//!
+//! Keys and kubeconfigs are written 0600.
 
 use std::fs;
 use std::io::Write;
@@ -31,6 +39,19 @@ pub const SERVING_KEY: &str = "apiserver.key";
 pub const ADMIN_CERT: &str = "admin.crt";
 /// The admin client certificate's private key.
 pub const ADMIN_KEY: &str = "admin.key";
+
+/// The service-account signing key (PKCS#8 PEM, RSA 2048).
+pub const SA_KEY: &str = "sa.key";
+/// The service-account verifying key (SPKI PEM).
+pub const SA_PUB: &str = "sa.pub";
+/// The front-proxy CA.
+pub const FRONT_PROXY_CA_CERT: &str = "front-proxy-ca.crt";
+/// The front-proxy CA's key.
+pub const FRONT_PROXY_CA_KEY: &str = "front-proxy-ca.key";
+/// The front-proxy client certificate.
+pub const FRONT_PROXY_CLIENT_CERT: &str = "front-proxy-client.crt";
+/// The front-proxy client key.
+pub const FRONT_PROXY_CLIENT_KEY: &str = "front-proxy-client.key";
 
 /// The admin user, as kubeadm's `admin.conf`.
 pub const ADMIN_USER: &str = "kubernetes-admin";
@@ -93,6 +114,45 @@ pub struct Pki {
     pub admin_cert_pem: String,
     /// The admin client certificate's private key.
     pub admin_key_pem: String,
+    /// The component client certificates (scheduler, controller manager, kubelet).
+    pub clients: Vec<ClientCredential>,
+    /// The service-account signing key.
+    pub service_account_key_pem: String,
+}
+
+/// A component's client certificate.
+#[derive(Clone, Debug)]
+pub struct ClientCredential {
+    /// The file stem (`scheduler`, `controller-manager`, `kubelet`).
+    pub name: String,
+    /// The user (CommonName).
+    pub user: String,
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its key.
+    pub key_pem: String,
+}
+
+/// The component clients `ensure` makes, as (file stem, user, group).
+fn component_clients(node_name: &str) -> Vec<(String, String, Option<String>)> {
+    vec![
+        ("scheduler".into(), "system:kube-scheduler".into(), None),
+        (
+            "controller-manager".into(),
+            "system:kube-controller-manager".into(),
+            None,
+        ),
+        (
+            "kubelet".into(),
+            format!("system:node:{node_name}"),
+            Some("system:nodes".into()),
+        ),
+    ]
+}
+
+/// This machine's node name: its host name, else `localhost`.
+pub fn node_name() -> String {
+    hostname().unwrap_or_else(|| "localhost".to_owned())
 }
 
 impl Pki {
@@ -109,6 +169,18 @@ impl Pki {
             &self.admin_cert_pem,
             &self.admin_key_pem,
         )
+    }
+
+    /// The kubeconfig of component `name` (`scheduler`, `controller-manager`,
+    /// `kubelet`) for an apiserver at `server`.
+    pub fn client_kubeconfig(&self, name: &str, server: &str) -> Option<String> {
+        let client = self.clients.iter().find(|c| c.name == name)?;
+        Some(kubeconfig(
+            server,
+            &self.ca_cert_pem,
+            &client.cert_pem,
+            &client.key_pem,
+        ))
     }
 }
 
@@ -193,6 +265,64 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, CertError> {
         })
         .map_err(|e| e.named("admin client"))?;
 
+    let mut clients = Vec::new();
+    for (name, user, group) in component_clients(&node_name()) {
+        let (cert_pem, key_pem) = ensure_leaf(
+            dir,
+            &format!("{name}.crt"),
+            &format!("{name}.key"),
+            &ca_der,
+            &issuer,
+            || {
+                leaf_params(
+                    &user,
+                    group.as_deref(),
+                    &[],
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                )
+            },
+        )
+        .map_err(|e| e.named("component client"))?;
+        clients.push(ClientCredential {
+            name,
+            user,
+            cert_pem,
+            key_pem,
+        });
+    }
+
+    let (proxy_ca_pem, proxy_ca_key) = ensure_ca_files(
+        dir,
+        FRONT_PROXY_CA_CERT,
+        FRONT_PROXY_CA_KEY,
+        "front-proxy-ca",
+    )?;
+    let proxy_ca_der = first_cert_der(&proxy_ca_pem).unwrap_or_default();
+    let proxy_issuer = Issuer::from_ca_cert_pem(&proxy_ca_pem, proxy_ca_key).map_err(|source| {
+        CertError::Generate {
+            name: "front-proxy CA",
+            source,
+        }
+    })?;
+    ensure_leaf(
+        dir,
+        FRONT_PROXY_CLIENT_CERT,
+        FRONT_PROXY_CLIENT_KEY,
+        &proxy_ca_der,
+        &proxy_issuer,
+        || {
+            leaf_params(
+                "front-proxy-client",
+                None,
+                &[],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            )
+        },
+    )
+    .map_err(|e| e.named("front-proxy client"))?;
+
+    let service_account_key_pem = ensure_service_account_key(dir)?;
+
     Ok(Pki {
         dir: dir.to_owned(),
         ca_cert_pem,
@@ -200,7 +330,31 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, CertError> {
         serving_key_pem,
         admin_cert_pem,
         admin_key_pem,
+        clients,
+        service_account_key_pem,
     })
+}
+
+/// The service-account key pair, generated when `sa.key` is missing or unreadable as
+/// an RSA key; an existing one is never replaced while it parses (tokens signed with
+/// it stay valid).
+fn ensure_service_account_key(dir: &Path) -> Result<String, CertError> {
+    let key_path = dir.join(SA_KEY);
+    if let Some(pem) = read_optional(&key_path)? {
+        if crate::auth::authn::service_account::ServiceAccountKeys::new("check", &pem, None).is_ok()
+        {
+            return Ok(pem);
+        }
+        tracing::warn!(path = %key_path.display(), "the service-account key is unusable: generating a new one");
+    }
+    let pair =
+        crate::auth::authn::service_account::generate_key_pair().map_err(|e| CertError::Write {
+            path: key_path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+    write_private_file(&key_path, pair.private_pem.as_bytes())?;
+    write_file(&dir.join(SA_PUB), pair.public_pem.as_bytes(), 0o644)?;
+    Ok(pair.private_pem)
 }
 
 /// An error from a step that does not know which certificate it works on.
@@ -231,7 +385,16 @@ impl From<rcgen::Error> for LeafError {
 }
 
 fn ensure_ca(dir: &Path) -> Result<(String, KeyPair), CertError> {
-    let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
+    ensure_ca_files(dir, CA_CERT, CA_KEY, "rkube-ca")
+}
+
+fn ensure_ca_files(
+    dir: &Path,
+    cert_file: &str,
+    key_file: &str,
+    common_name: &str,
+) -> Result<(String, KeyPair), CertError> {
+    let (cert_path, key_path) = (dir.join(cert_file), dir.join(key_file));
     if let (Some(cert_pem), Some(key_pem)) = (read_optional(&cert_path)?, read_optional(&key_path)?)
     {
         if let (Some(der), Ok(key)) = (first_cert_der(&cert_pem), KeyPair::from_pem(&key_pem)) {
@@ -246,7 +409,7 @@ fn ensure_ca(dir: &Path) -> Result<(String, KeyPair), CertError> {
     let generate = || -> Result<(String, KeyPair), rcgen::Error> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = distinguished_name("rkube-ca", None);
+        params.distinguished_name = distinguished_name(common_name, None);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -548,9 +711,46 @@ mod tests {
             SERVING_KEY,
             ADMIN_CERT,
             ADMIN_KEY,
+            SA_KEY,
+            SA_PUB,
+            FRONT_PROXY_CA_CERT,
+            FRONT_PROXY_CA_KEY,
+            FRONT_PROXY_CLIENT_CERT,
+            FRONT_PROXY_CLIENT_KEY,
+            "scheduler.crt",
+            "controller-manager.key",
+            "kubelet.crt",
         ] {
             assert!(pki.path(file).exists(), "{file}");
         }
+        // each component's certificate names its user (and the kubelet its group)
+        for (name, user, group) in [
+            ("scheduler", "system:kube-scheduler", None),
+            ("controller-manager", "system:kube-controller-manager", None),
+            (
+                "kubelet",
+                &*format!("system:node:{}", node_name()),
+                Some("system:nodes"),
+            ),
+        ] {
+            let client = pki.clients.iter().find(|c| c.name == name).unwrap();
+            let der = parse(&client.cert_pem);
+            let user_info = crate::auth::UserInfo::from_client_certificate(&der).unwrap();
+            assert_eq!(user_info.name, user);
+            assert_eq!(user_info.groups.first().map(String::as_str), group);
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+            cert.verify_signature(Some(ca.public_key())).unwrap();
+            assert!(
+                pki.client_kubeconfig(name, "https://127.0.0.1:6443")
+                    .is_some()
+            );
+        }
+        crate::auth::authn::service_account::ServiceAccountKeys::new(
+            "https://kubernetes.default.svc.cluster.local",
+            &pki.service_account_key_pem,
+            None,
+        )
+        .unwrap();
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(pki.path(CA_KEY)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -565,6 +765,11 @@ mod tests {
         assert_eq!(first.ca_cert_pem, second.ca_cert_pem);
         assert_eq!(first.serving_cert_pem, second.serving_cert_pem);
         assert_eq!(first.admin_key_pem, second.admin_key_pem);
+        assert_eq!(
+            first.service_account_key_pem,
+            second.service_account_key_pem
+        );
+        assert_eq!(first.clients[2].key_pem, second.clients[2].key_pem);
     }
 
     #[test]

@@ -84,6 +84,66 @@ pub struct ServerOptions {
     /// --tls-private-key-file are provided, this flag will be ignored.
     #[arg(long, default_value = DEFAULT_CERT_DIR)]
     pub cert_dir: PathBuf,
+
+    /// Ordered list of plug-ins to do authorization on secure port: AlwaysAllow,
+    /// AlwaysDeny, RBAC, Node, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "AlwaysAllow",
+        value_parser = ["AlwaysAllow", "AlwaysDeny", "RBAC", "Node"]
+    )]
+    pub authorization_mode: Vec<String>,
+
+    /// Enables anonymous requests to the secure port. Anonymous requests are those not
+    /// rejected by another authentication method; they get the user
+    /// system:anonymous and the group system:unauthenticated.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+
+    /// If set, the file that will be used to secure the secure port of the API server
+    /// via token authentication (CSV: token,user,uid,"group1,group2").
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+
+    /// Enable to allow secrets of type 'bootstrap.kubernetes.io/token' in the
+    /// 'kube-system' namespace to be used for TLS bootstrapping authentication.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_bootstrap_token_auth: bool,
+
+    /// Identifier of the service account token issuer (the `iss` of the tokens it
+    /// signs).
+    #[arg(long, default_value = crate::auth::authn::service_account::DEFAULT_ISSUER)]
+    pub service_account_issuer: String,
+
+    /// Path to the file that contains the current private key of the service account
+    /// token issuer. Defaults to the generated `sa.key` under --cert-dir.
+    #[arg(long)]
+    pub service_account_signing_key_file: Option<PathBuf>,
+
+    /// Files of PEM-encoded public (or private) RSA keys that verify service-account
+    /// tokens, besides the signing key's own.
+    #[arg(long, value_delimiter = ',')]
+    pub service_account_key_file: Vec<PathBuf>,
+
+    /// Identifiers of the API. Tokens must be for at least one of these. Defaults to
+    /// --service-account-issuer.
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+
+    /// Admission plugins that should be enabled in addition to default enabled ones
+    /// (NamespaceLifecycle, TaintNodesByCondition, ServiceAccount,
+    /// DefaultTolerationSeconds, DefaultStorageClass, StorageObjectInUseProtection,
+    /// RuntimeClass, DefaultIngressClass, Priority, PodSecurity,
+    /// MutatingAdmissionWebhook, ValidatingAdmissionWebhook). The order of plugins in
+    /// this flag does not matter.
+    #[arg(long, value_delimiter = ',')]
+    pub enable_admission_plugins: Vec<String>,
+
+    /// Admission plugins that should be disabled although they are in the default
+    /// enabled plugins list.
+    #[arg(long, value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
 }
 
 fn parse_service_cidr(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -125,6 +185,16 @@ impl ServerOptions {
             cert_dir: PathBuf::from(DEFAULT_CERT_DIR),
             service_cluster_ip_range: crate::registry::services::DEFAULT_SERVICE_CIDR,
             service_node_port_range: crate::registry::services::DEFAULT_NODE_PORT_RANGE,
+            authorization_mode: vec!["AlwaysAllow".to_owned()],
+            anonymous_auth: true,
+            token_auth_file: None,
+            enable_bootstrap_token_auth: false,
+            service_account_issuer: crate::auth::authn::service_account::DEFAULT_ISSUER.to_owned(),
+            service_account_signing_key_file: None,
+            service_account_key_file: Vec::new(),
+            api_audiences: Vec::new(),
+            enable_admission_plugins: Vec::new(),
+            disable_admission_plugins: Vec::new(),
         }
     }
 
@@ -170,6 +240,18 @@ mod tests {
         );
         assert_eq!(options.etcd_cafile, Some(PathBuf::from("/pki/etcd/ca.crt")));
         assert_eq!(options.advertised_address(), IpAddr::from([127, 0, 0, 1]));
+        let secured = ServerOptions::try_parse_from([
+            "kube-apiserver",
+            "--authorization-mode=Node,RBAC",
+            "--anonymous-auth=false",
+            "--enable-bootstrap-token-auth",
+            "--api-audiences=a,b",
+        ])
+        .unwrap();
+        assert_eq!(secured.authorization_mode, ["Node", "RBAC"]);
+        assert!(!secured.anonymous_auth);
+        assert!(secured.enable_bootstrap_token_auth);
+        assert_eq!(secured.api_audiences, ["a", "b"]);
     }
 
     #[test]
@@ -184,6 +266,7 @@ mod tests {
             ["kube-apiserver", "--secure-port=70000"],
             ["kube-apiserver", "--bind-address=not-an-ip"],
             ["kube-apiserver", "--tls-cert-file=/only/the/cert"],
+            ["kube-apiserver", "--authorization-mode=Node,Magic"],
         ] {
             assert!(ServerOptions::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -23,10 +23,19 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::auth::UserInfo;
+use crate::auth::authn::Authenticator;
+use crate::auth::authn::service_account::ServiceAccountKeys;
+use crate::auth::authn::token_file::TokenFile;
+use crate::auth::authz::bootstrap_policy;
+use crate::auth::authz::node::NodeAuthorizer;
+use crate::auth::authz::rbac::{Rbac, RbacAuthorizer};
+use crate::auth::authz::{AlwaysAllow, AlwaysDeny, Authorize, Authorizer};
+use crate::auth::filter::{CertificateUser, Security};
 use crate::certs::{self, CertError, Pki};
 use crate::http::{self, AppState};
 use crate::options::{DEFAULT_STORAGE_URL, ServerOptions};
 use crate::registry::Registry;
+use crate::registry::informer::Informer;
 use crate::storage::{self, DEFAULT_COMPACTION_INTERVAL, OpenError, Storage, etcd};
 
 /// How long a TLS handshake may take before the connection is dropped.
@@ -62,6 +71,9 @@ pub enum ServerError {
     /// The system namespaces or the kubernetes Service could not be created.
     #[error("cannot create the system namespaces and services: {0}")]
     Bootstrap(String),
+    /// The authentication or authorization configuration is unusable.
+    #[error("{0}")]
+    Security(String),
     /// rustls refused the configuration.
     #[error("invalid TLS configuration: {0}")]
     Tls(String),
@@ -105,7 +117,19 @@ impl Server {
         }
         let registry =
             Registry::with_network(storage.clone(), options.service_network()).with_cache(cache);
-        let state = AppState::with_registry(registry, storage.clone(), advertised);
+        let security = security(options, &registry, pki.as_ref()).await?;
+        let admission = crate::auth::admission::Chain::from_flags(
+            &options.enable_admission_plugins,
+            &options.disable_admission_plugins,
+            crate::auth::admission::Context {
+                registry: registry.clone(),
+                authorizer: security.authorizer.clone(),
+                rbac: security.rbac.clone(),
+            },
+        )
+        .map_err(ServerError::Security)?;
+        let registry = registry.with_admission(admission);
+        let state = AppState::with_security(registry, storage.clone(), advertised, security);
         state
             .registry()
             .ensure_system_namespaces()
@@ -121,6 +145,11 @@ impl Server {
             .ensure_kubernetes_service(advertised.ip(), advertised.port())
             .await
             .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        if options.authorization_mode.iter().any(|m| m == "RBAC") {
+            bootstrap_policy::reconcile(state.registry())
+                .await
+                .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        }
         let compactor = storage::spawn_compactor(storage, DEFAULT_COMPACTION_INTERVAL);
         Ok(Server {
             listener,
@@ -212,10 +241,12 @@ impl Server {
                     .peer_certificates()
                     .and_then(|chain| chain.first())
                     .and_then(|leaf| UserInfo::from_client_certificate(leaf))
-                    .unwrap_or_else(UserInfo::anonymous);
+                    .map(CertificateUser);
                 let service =
                     hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                        request.extensions_mut().insert(user.clone());
+                        if let Some(user) = &user {
+                            request.extensions_mut().insert(user.clone());
+                        }
                         router.clone().oneshot(request)
                     });
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
@@ -236,6 +267,93 @@ impl Server {
         compactor.abort();
         Ok(())
     }
+}
+
+/// Authentication and authorization as the flags configure them.
+async fn security(
+    options: &ServerOptions,
+    registry: &Registry,
+    pki: Option<&Pki>,
+) -> Result<Security, ServerError> {
+    let mut authenticator = Authenticator::new(registry.clone());
+    authenticator.anonymous = options.anonymous_auth;
+    authenticator.bootstrap_tokens = options.enable_bootstrap_token_auth;
+    if let Some(path) = &options.token_auth_file {
+        let file = TokenFile::load(path).map_err(ServerError::Security)?;
+        authenticator.token_file = Some(Arc::new(file));
+    }
+    let issuer = &options.service_account_issuer;
+    let extra: Vec<&std::path::Path> = options
+        .service_account_key_file
+        .iter()
+        .map(PathBuf::as_path)
+        .collect();
+    let keys = match (&options.service_account_signing_key_file, pki) {
+        (Some(path), _) => Some(ServiceAccountKeys::load(issuer, path, &extra)),
+        (None, Some(pki)) => {
+            let mut public = String::new();
+            for path in &extra {
+                public.push_str(&std::fs::read_to_string(path).map_err(|e| {
+                    ServerError::Security(format!("cannot read {}: {e}", path.display()))
+                })?);
+            }
+            Some(ServiceAccountKeys::new(
+                issuer,
+                &pki.service_account_key_pem,
+                (!public.is_empty()).then_some(public.as_str()),
+            ))
+        }
+        (None, None) => None,
+    };
+    authenticator.service_accounts = keys
+        .transpose()
+        .map_err(|e| ServerError::Security(format!("service-account keys: {e}")))?
+        .map(Arc::new);
+    authenticator.api_audiences = if options.api_audiences.is_empty() {
+        vec![issuer.clone()]
+    } else {
+        options.api_audiences.clone()
+    };
+
+    let mut modes: Vec<Arc<dyn Authorize>> = Vec::new();
+    let mut rbac = None;
+    for mode in &options.authorization_mode {
+        match mode.as_str() {
+            "AlwaysAllow" => modes.push(Arc::new(AlwaysAllow)),
+            "AlwaysDeny" => modes.push(Arc::new(AlwaysDeny)),
+            "RBAC" => {
+                let started = Rbac::start(registry);
+                if !started.wait_synced(Duration::from_secs(30)).await {
+                    return Err(ServerError::Security(
+                        "the RBAC objects could not be read within 30s".into(),
+                    ));
+                }
+                modes.push(Arc::new(RbacAuthorizer::new(started.clone())));
+                rbac = Some(started);
+            }
+            "Node" => {
+                let find = |plural| {
+                    apimachinery::resources::find("", "v1", plural).expect("core resources")
+                };
+                let pods = Informer::start(registry.clone(), find("pods"));
+                let claims = Informer::start(registry.clone(), find("persistentvolumeclaims"));
+                pods.wait_synced(Duration::from_secs(30)).await;
+                claims.wait_synced(Duration::from_secs(30)).await;
+                modes.push(Arc::new(NodeAuthorizer::new(pods, claims)));
+            }
+            other => {
+                return Err(ServerError::Security(format!(
+                    "authorization-mode {other:?} is not a valid mode"
+                )));
+            }
+        }
+    }
+    Ok(Security {
+        service_account_keys: authenticator.service_accounts.clone(),
+        authenticator,
+        authorizer: Authorizer::new(modes),
+        rbac,
+    })
 }
 
 /// The backend named by the flags: etcd when `--etcd-servers` is given, otherwise

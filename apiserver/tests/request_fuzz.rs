@@ -110,10 +110,8 @@ async fn no_request_panics_or_answers_without_a_status() {
         "127.0.0.1:6443".parse().unwrap(),
     );
     state.registry().ensure_system_namespaces().await.unwrap();
-    let admin = UserInfo {
-        name: "admin".into(),
-        groups: vec!["system:masters".into()],
-    };
+    let admin = UserInfo::new("admin", &["system:masters"]);
+
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     for _ in 0..20_000 {
         let path = format!("{}{}", rng.pick(PATHS), rng.pick(QUERIES));

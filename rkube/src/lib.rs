@@ -70,6 +70,9 @@ impl UpOptions {
                 self.data_dir.join("store.db").display()
             )),
             cert_dir: self.data_dir.join("pki"),
+            // as kubeadm sets them up
+            authorization_mode: vec!["Node".to_owned(), "RBAC".to_owned()],
+            enable_bootstrap_token_auth: true,
             ..ServerOptions::defaults()
         }
     }
@@ -87,6 +90,14 @@ pub enum UpError {
     /// The apiserver's certificates were not generated, so there is no admin kubeconfig.
     #[error("no admin credentials were generated")]
     NoCredentials,
+    /// A component's kubeconfig could not be read back.
+    #[error("kubeconfig of {component}: {reason}")]
+    ComponentConfig {
+        /// The component.
+        component: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Runs a subcommand until SIGINT or SIGTERM.
@@ -134,6 +145,15 @@ pub async fn up(
     }
 
     let url = server.client_url();
+    // each component's kubeconfig, with its own client certificate (0600)
+    let pki = server.pki().ok_or(UpError::NoCredentials)?;
+    for component in ["scheduler", "controller-manager", "kubelet"] {
+        if let Some(config) = pki.client_kubeconfig(component, &url) {
+            let path = options.data_dir.join(format!("{component}.kubeconfig"));
+            certs::write_private_file(&path, config.as_bytes())?;
+        }
+    }
+    let controllers = start_controllers(options, pki, &url).await?;
     println!(
         "{what} is up: kube-apiserver on {url} (listening on {})",
         server.local_addr()
@@ -159,8 +179,40 @@ pub async fn up(
     println!("stop with Ctrl-C (SIGINT) or SIGTERM");
 
     server.serve(shutdown).await?;
+    controllers.abort();
     println!("{what} stopped");
     Ok(())
+}
+
+/// Starts the controllers built so far with the controller manager's kubeconfig.
+async fn start_controllers(
+    options: &UpOptions,
+    pki: &certs::Pki,
+    url: &str,
+) -> Result<tokio::task::JoinHandle<()>, UpError> {
+    let component_error = |reason: String| UpError::ComponentConfig {
+        component: "kube-controller-manager",
+        reason,
+    };
+    let text = pki
+        .client_kubeconfig("controller-manager", url)
+        .ok_or_else(|| component_error("no client certificate".into()))?;
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&text).map_err(|e| component_error(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| component_error(e.to_string()))?;
+    let controller_options = controllers::Options {
+        config,
+        token_dir: options.data_dir.join("controller-tokens"),
+        root_ca_pem: pki.ca_cert_pem.clone(),
+    };
+    Ok(tokio::spawn(async move {
+        // the controllers stop with the process; an error is theirs to report
+        if let Err(e) = controllers::run(controller_options, std::future::pending()).await {
+            tracing::error!(error = %e, "kube-controller-manager stopped");
+        }
+    }))
 }
 
 /// `$HOME/.kube/config`.

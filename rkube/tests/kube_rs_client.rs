@@ -41,20 +41,20 @@ async fn kube_rs_lists_watches_and_patches() {
 
     // A reflector started first must end up holding every object created after it.
     let (reader, writer) = reflector::store();
-    let stream =
-        reflector(writer, watcher(api.clone(), watcher::Config::default())).applied_objects();
+    // (only this test's objects: the cluster's controllers add kube-root-ca.crt)
+    let mine = || watcher::Config::default().labels("app=kube-rs");
+    let stream = reflector(writer, watcher(api.clone(), mine())).applied_objects();
     let watch_task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
     // The watch-list protocol (sendInitialEvents, ended by a bookmark) ...
     let (streamed, writer) = reflector::store();
-    let config = watcher::Config::default().streaming_lists();
+    let config = mine().streaming_lists();
     let stream = reflector(writer, watcher(api.clone(), config)).applied_objects();
     let streaming_task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
     // ... and metadata only (PartialObjectMetadata lists and watches).
     let (metadata, writer) = reflector::store::<PartialObjectMeta<ConfigMap>>();
     let metadata_api: Api<PartialObjectMeta<ConfigMap>> =
         Api::namespaced(client.clone(), "default");
-    let stream =
-        reflector(writer, watcher(metadata_api, watcher::Config::default())).applied_objects();
+    let stream = reflector(writer, watcher(metadata_api, mine())).applied_objects();
     let metadata_task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
 
     for i in 0..5 {

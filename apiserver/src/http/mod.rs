@@ -11,6 +11,7 @@ mod openapi_protobuf;
 mod patch;
 mod resources;
 mod scale;
+mod service_account_issuer;
 mod table;
 mod version;
 
@@ -18,19 +19,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use apimachinery::errors::{self, Status, StatusDetails, StatusError, StatusReason};
-use apimachinery::resources::GroupResource;
+use apimachinery::errors::{Status, StatusDetails, StatusReason};
 use axum::Router;
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
-use crate::auth::{self, UserInfo};
+use crate::auth::filter::Security;
 use crate::registry::Registry;
 use crate::storage::Storage;
 
+pub(crate) use resources::{form_urlencoded_pairs, percent_decode};
 pub use version::VersionInfo;
 
 /// What every handler shares: the storage, the address clients are told to use, and
@@ -46,6 +46,7 @@ struct Inner {
     advertised: SocketAddr,
     shutting_down: AtomicBool,
     metrics: metrics::Metrics,
+    security: Arc<Security>,
 }
 
 impl AppState {
@@ -55,11 +56,29 @@ impl AppState {
         Self::with_registry(Registry::new(storage.clone()), storage, advertised)
     }
 
-    /// State with a registry configured by the caller (e.g. its service network).
+    /// State with a registry configured by the caller (e.g. its service network),
+    /// authenticating client certificates and letting every request through
+    /// (`--authorization-mode=AlwaysAllow`).
     pub fn with_registry(
         registry: Registry,
         storage: Arc<dyn Storage>,
         advertised: SocketAddr,
+    ) -> Self {
+        let security = Security {
+            authenticator: crate::auth::authn::Authenticator::new(registry.clone()),
+            authorizer: crate::auth::authz::Authorizer::always_allow(),
+            rbac: None,
+            service_account_keys: None,
+        };
+        Self::with_security(registry, storage, advertised, security)
+    }
+
+    /// State with its security configuration.
+    pub fn with_security(
+        registry: Registry,
+        storage: Arc<dyn Storage>,
+        advertised: SocketAddr,
+        security: Security,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
@@ -68,6 +87,7 @@ impl AppState {
                 advertised,
                 shutting_down: AtomicBool::new(false),
                 metrics: metrics::Metrics::new(),
+                security: Arc::new(security),
             }),
         }
     }
@@ -85,6 +105,11 @@ impl AppState {
     /// The address advertised to clients.
     pub fn advertised(&self) -> SocketAddr {
         self.inner.advertised
+    }
+
+    /// Authentication and authorization.
+    pub fn security(&self) -> &Security {
+        &self.inner.security
     }
 
     /// The request metrics served at `/metrics`.
@@ -137,6 +162,11 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi/v3", get(openapi::v3_root))
         .route("/openapi/v3/{*gv}", get(openapi::v3_group_version))
         .route("/metrics", get(metrics::serve))
+        .route(
+            "/.well-known/openid-configuration",
+            get(service_account_issuer::openid_configuration),
+        )
+        .route("/openid/v1/jwks", get(service_account_issuer::jwks))
         .merge(resources)
         // Bodies are checked against upstream's 3 MiB limit (413) by the handlers.
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -144,7 +174,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(authorize))
+        .layer(middleware::from_fn_with_state(
+            state.inner.security.clone(),
+            crate::auth::filter::authenticate_and_authorize,
+        ))
         .layer(
             tower_http::compression::CompressionLayer::new()
                 .gzip(true)
@@ -170,23 +203,6 @@ impl tower_http::compression::Predicate for LargeResponses {
 
 async fn version() -> Response {
     json(StatusCode::OK, &VersionInfo::current())
-}
-
-/// The request chain's authorization step for non-resource paths, as upstream's
-/// `WithAuthorization` filter: anonymous callers may read the public info paths only.
-async fn authorize(request: Request, next: Next) -> Response {
-    let user = request
-        .extensions()
-        .get::<UserInfo>()
-        .cloned()
-        .unwrap_or_else(UserInfo::anonymous);
-    let path = request.uri().path();
-    if auth::authorize_path(&user, path) {
-        return next.run(request).await;
-    }
-    let verb = request.method().as_str().to_ascii_lowercase();
-    let why = errors::forbidden_path_message(&user.name, &verb, path);
-    status_response(StatusError::forbidden(&GroupResource::core(""), "", why).0)
 }
 
 async fn fallback() -> Response {
@@ -219,7 +235,7 @@ fn failure(code: StatusCode, reason: StatusReason, message: &str) -> Response {
 }
 
 /// A `metav1.Status` body with its own code as the HTTP status.
-fn status_response(status: Status) -> Response {
+pub(crate) fn status_response(status: Status) -> Response {
     let code =
         StatusCode::from_u16(status.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json(code, &status)

@@ -1205,10 +1205,10 @@ mod tests {
             request = request.header(header::ACCEPT, accept);
         }
         let mut request = request.body(Body::empty()).unwrap();
-        request.extensions_mut().insert(UserInfo {
-            name: "kubernetes-admin".into(),
-            groups: vec!["system:masters".into(), "system:authenticated".into()],
-        });
+        request.extensions_mut().insert(UserInfo::new(
+            "kubernetes-admin",
+            &["system:masters", "system:authenticated"],
+        ));
         let response = router(state).oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();

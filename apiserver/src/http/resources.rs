@@ -143,6 +143,9 @@ async fn handle(
     {
         return not_found();
     }
+    if crate::auth::reviews::handles(resource, target.subresource) {
+        return review(state, resource, &target, &method, headers, &body).await;
+    }
     if target.subresource == Some("scale")
         && resource.subresource("scale").is_some()
         && let Some(name) = target.name
@@ -379,8 +382,67 @@ async fn handle(
     response
 }
 
+/// A create of a kind that is answered, not stored (TokenReview, the access reviews,
+/// TokenRequest).
+async fn review(
+    state: &AppState,
+    resource: &'static ResourceInfo,
+    target: &Target<'_>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    if method != Method::POST {
+        let verb = method.as_str().to_ascii_lowercase();
+        return error(StatusError::method_not_supported(
+            &resource.group_resource(),
+            &verb,
+        ));
+    }
+    let body = match body_format(headers) {
+        Some(BodyFormat::Yaml) => match yaml_to_json(body) {
+            Ok(json) => json,
+            Err(e) => return error(e),
+        },
+        Some(_) => body.clone(),
+        None => {
+            return error(StatusError::unsupported_media_type(&[
+                "application/json",
+                "application/yaml",
+                protobuf::MEDIA_TYPE,
+            ]));
+        }
+    };
+    let (group, version, kind) = match target.subresource {
+        Some("token") => ("authentication.k8s.io", "v1", "TokenRequest"),
+        _ => (resource.group, resource.version, resource.kind),
+    };
+    let defaults = protobuf::Defaults {
+        group,
+        version,
+        kind,
+    };
+    let object = match decode_request(headers, &body, defaults) {
+        Ok(object) => object,
+        Err(e) => return error(e),
+    };
+    match crate::auth::reviews::create(
+        state.security(),
+        state.registry(),
+        resource,
+        target.namespace,
+        target.name,
+        object,
+    )
+    .await
+    {
+        Ok(answer) => json_response(StatusCode::CREATED, &answer),
+        Err(e) => error(e),
+    }
+}
+
 /// Query pairs, percent-decoded.
-pub(super) fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+pub(crate) fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -391,7 +453,7 @@ pub(super) fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -19,6 +19,7 @@ use apimachinery::resources::{GroupKind, ResourceInfo};
 use serde_json::{Value, json};
 
 use super::{ListParams, Registry, decode, key, meta, services, storage_error};
+use crate::auth::admission::Operation;
 use crate::storage::{Preconditions, StorageError};
 
 /// What upstream's `metav1.DeleteOptions` can ask of a delete.
@@ -234,6 +235,11 @@ impl Registry {
         let current = decode(&kv)?;
         crate::storage::check_preconditions(&key, &options.preconditions, &kv)
             .map_err(|e| storage_error(e, &gr, name))?;
+        if let Some(admission) = self.admission_for(resource) {
+            admission
+                .validate(Operation::Delete, &current, Some(&current), dry_run)
+                .await?;
+        }
         match plan(resource, &current, options).0 {
             Plan::Pending => return Ok(current),
             Plan::Mark => {

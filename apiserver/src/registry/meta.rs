@@ -45,6 +45,16 @@ pub fn namespace(object: &Value) -> &str {
     meta_str(object, "namespace").unwrap_or("")
 }
 
+/// One annotation's value.
+pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object["metadata"]["annotations"][key].as_str()
+}
+
+/// One label's value.
+pub fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object["metadata"]["labels"][key].as_str()
+}
+
 /// Sets a field of `metadata` (no-op on a non-object, which callers reject first).
 pub fn set_meta(object: &mut Value, field: &str, value: impl Into<Value>) {
     if let Some(metadata) = metadata_mut(object) {

@@ -10,11 +10,13 @@
 //! Per-resource behaviour lives in [`strategy`]: defaults, name rules and what the
 //! main resource and the status subresource may change.
 
+mod admit;
 mod binding;
 mod deletion;
 mod eviction;
 pub mod field_validation;
 pub mod fields;
+pub mod informer;
 pub mod meta;
 pub mod services;
 pub mod strategy;
@@ -32,6 +34,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
+use crate::auth::admission::Operation;
 use crate::storage::cacher::{CachedEvent, CachedWatchStream, WatchCache};
 use crate::storage::{
     ContinueToken, KeyValue, ListOptions, Preconditions, Revision, Storage, StorageError,
@@ -118,6 +121,8 @@ pub struct Registry {
     network: services::ServiceNetwork,
     /// Serves lists and watches from memory when present (see [`WatchCache`]).
     cache: Option<Arc<WatchCache>>,
+    /// The admission chain writes made for a request pass (see [`admit`]).
+    admission: Option<Arc<crate::auth::admission::Chain>>,
 }
 
 /// The storage key prefix of `resource`, optionally within one namespace (ending in `/`).
@@ -353,7 +358,14 @@ impl Registry {
             storage,
             network,
             cache: None,
+            admission: None,
         }
+    }
+
+    /// The same registry passing writes made for requests through `chain`.
+    pub fn with_admission(mut self, chain: crate::auth::admission::Chain) -> Self {
+        self.admission = Some(Arc::new(chain));
+        self
     }
 
     /// The same registry serving lists and watches from `cache` (over the same store).
@@ -576,6 +588,12 @@ impl Registry {
         meta::set_meta(&mut object, "uid", meta::new_uid());
         meta::set_meta(&mut object, "creationTimestamp", meta::now_rfc3339());
         strategy::prepare_for_create(resource, &mut object);
+        let admission = self.admission_for(resource);
+        if let Some(admission) = &admission {
+            admission
+                .mutate(Operation::Create, &mut object, None, dry_run)
+                .await?;
+        }
 
         let ns = meta::namespace(&object).to_owned();
         let attempts = if generated { 5 } else { 1 };
@@ -588,6 +606,11 @@ impl Registry {
             let name = meta::name(&object).to_owned();
             if !errors.is_empty() {
                 return Err(invalid(resource, &name, &errors));
+            }
+            if let Some(admission) = &admission {
+                admission
+                    .validate(Operation::Create, &object, None, dry_run)
+                    .await?;
             }
             self.check_namespace_lifecycle(resource, &ns).await?;
             if dry_run {
@@ -761,6 +784,11 @@ impl Registry {
     where
         F: Fn(&Value) -> Result<Value, StatusError> + Send + Sync,
     {
+        if let Some(admission) = self.admission_for(resource) {
+            return self
+                .write_admitted(resource, namespace, name, dry_run, transform, admission)
+                .await;
+        }
         let gr = resource.group_resource();
         let key = key(resource, namespace, name)?;
         let compute = |kv: &KeyValue| -> Result<Value, StatusError> {
@@ -792,15 +820,27 @@ impl Registry {
             .guaranteed_update(&key, &Preconditions::default(), false, &update)
             .await
             .map_err(|e| storage_error(e, &gr, name))?;
+        self.finish_write(resource, &key, name, kv).await
+    }
+
+    /// The stored object after a write, once a deletion whose last finalizer the write
+    /// removed is finished.
+    async fn finish_write(
+        &self,
+        resource: &'static ResourceInfo,
+        key: &str,
+        name: &str,
+        kv: KeyValue,
+    ) -> Result<Value, StatusError> {
         let object = decode(&kv)?;
         if strategy::ready_to_delete(resource, &object) {
             let preconditions = Preconditions {
                 uid: None,
                 resource_version: Some(kv.mod_revision),
             };
-            match self.storage.delete(&key, &preconditions).await {
+            match self.storage.delete(key, &preconditions).await {
                 Ok(_) | Err(StorageError::NotFound { .. }) => {}
-                Err(e) => return Err(storage_error(e, &gr, name)),
+                Err(e) => return Err(storage_error(e, &resource.group_resource(), name)),
             }
         }
         Ok(object)

@@ -53,7 +53,13 @@ impl Server {
             .args(["--secure-port", &port.to_string()])
             .args(["--bind-address", "127.0.0.1"])
             .arg("--cert-dir")
-            .arg(dir.path());
+            .arg(dir.path())
+            // as a kubeadm cluster; the admin's certificate is system:masters
+            .arg("--authorization-mode=Node,RBAC")
+            // no controller manager here creates the namespaces' default service
+            // accounts, so pods could not be created with the plugin on (upstream's
+            // integration tests turn it off too)
+            .arg("--disable-admission-plugins=ServiceAccount");
         let etcd = match store {
             Store::Embedded => {
                 command.arg("--storage-url").arg(format!(
