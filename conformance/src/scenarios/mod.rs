@@ -1,5 +1,6 @@
 //! The scenarios, one module per upstream test file (test/e2e/apimachinery/*.go).
 
+mod auth;
 mod chunking;
 mod configmap;
 mod discovery;
@@ -81,6 +82,22 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         codename: "[sig-network] Services should delete a collection of services [Conformance]",
         run: services::delete_a_collection,
+    },
+    Scenario {
+        codename: "[sig-auth] SubjectReview should support SubjectReview API operations [Conformance]",
+        run: auth::subject_review,
+    },
+    Scenario {
+        codename: "[sig-auth] ServiceAccounts should guarantee kube-root-ca.crt exist in any namespace [Conformance]",
+        run: auth::root_ca_configmap,
+    },
+    Scenario {
+        codename: "[sig-auth] ServiceAccounts ServiceAccountIssuerDiscovery should support OIDC discovery of service account issuer [Conformance]",
+        run: auth::oidc_discovery,
+    },
+    Scenario {
+        codename: "[sig-auth] ServiceAccounts should allow opting out of API token automount [Conformance]",
+        run: auth::automount_opt_out,
     },
 ];
 

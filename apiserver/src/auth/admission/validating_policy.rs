@@ -1523,21 +1523,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn warn_bindings_do_not_refuse() {
+    async fn warn_bindings_warn_instead_of_refusing() {
         let (registry, plugin) = setup().await;
         install(
             &registry,
             &plugin,
             "warn-only",
-            json!({"validations": [{"expression": "object.spec.replicas <= 5"}]}),
+            json!({"validations": [{"expression": "object.spec.replicas <= 5",
+                                    "message": "at most five"}]}),
             json!({"validationActions": ["Warn", "Audit"]}),
         )
         .await;
         let user = UserInfo::new("alice", &[]);
-        plugin
-            .validate(&attributes(&user, None), &deployment(6, json!({})))
-            .await
-            .expect("a warning is no refusal");
+        let warnings = crate::auth::filter::run_as(
+            user.clone(),
+            crate::auth::request_info::RequestInfo::default(),
+            async {
+                plugin
+                    .validate(&attributes(&user, None), &deployment(6, json!({})))
+                    .await
+                    .expect("a warning is no refusal");
+                crate::auth::filter::current_request()
+                    .map(|r| r.warnings.lock().map(|w| w.clone()).unwrap_or_default())
+                    .unwrap_or_default()
+            },
+        )
+        .await;
+        assert_eq!(
+            warnings,
+            vec![
+                "Validation failed for ValidatingAdmissionPolicy 'warn-only' with binding \
+                 'warn-only-binding': at most five"
+                    .to_owned()
+            ]
+        );
     }
 
     #[tokio::test]
@@ -1597,17 +1616,6 @@ mod tests {
             json!({"paramRef": {"name": "absent", "parameterNotFoundAction": "Deny"}}),
         )
         .await;
-        install(
-            &registry,
-            &plugin,
-            "optional-params",
-            json!({
-                "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
-                "validations": [{"expression": "false"}],
-            }),
-            json!({"paramRef": {"name": "absent", "parameterNotFoundAction": "Allow"}}),
-        )
-        .await;
         let user = UserInfo::new("alice", &[]);
         let error = plugin
             .validate(&attributes(&user, None), &deployment(1, json!({})))
@@ -1620,6 +1628,23 @@ mod tests {
              no params found for policy binding with `Deny` parameterNotFoundAction"
         );
         assert_eq!(error.status().code, 422);
+        // with parameterNotFoundAction Allow the binding is skipped
+        let (registry, plugin) = setup().await;
+        install(
+            &registry,
+            &plugin,
+            "optional-params",
+            json!({
+                "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+                "validations": [{"expression": "false"}],
+            }),
+            json!({"paramRef": {"name": "absent", "parameterNotFoundAction": "Allow"}}),
+        )
+        .await;
+        plugin
+            .validate(&attributes(&user, None), &deployment(1, json!({})))
+            .await
+            .expect("no params: nothing to validate");
     }
 
     #[tokio::test]
@@ -1772,6 +1797,60 @@ mod tests {
             error.to_string().ends_with("denied request: no mallory"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn namespace_selectors_excluded_rules_and_namespace_object() {
+        let (registry, plugin) = setup().await;
+        let namespaces = tester::resource("", "v1", "namespaces");
+        registry
+            .create(
+                namespaces,
+                None,
+                json!({"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": "prod", "labels": {"env": "prod"}}}),
+                false,
+            )
+            .await
+            .expect("namespace");
+        let mut constraints = deployment_rules();
+        constraints["namespaceSelector"] = json!({"matchLabels": {"env": "prod"}});
+        constraints["excludeResourceRules"] = json!([{
+            "apiGroups": ["apps"], "apiVersions": ["*"], "operations": ["*"],
+            "resources": ["deployments"], "resourceNames": ["exempt"],
+        }]);
+        install(
+            &registry,
+            &plugin,
+            "prod-only",
+            json!({
+                "matchConstraints": constraints,
+                "validations": [{"expression": "namespaceObject.metadata.labels.env != 'prod'",
+                                 "messageExpression": "'not in ' + namespaceObject.metadata.name"}],
+            }),
+            json!({}),
+        )
+        .await;
+        let user = UserInfo::new("alice", &[]);
+        plugin
+            .validate(&attributes(&user, None), &deployment(1, json!({})))
+            .await
+            .expect("default is not selected");
+        let mut a = attributes(&user, None);
+        a.namespace = "prod";
+        let error = plugin
+            .validate(&a, &deployment(1, json!({})))
+            .await
+            .expect_err("prod is selected");
+        assert!(
+            error.to_string().ends_with("denied request: not in prod"),
+            "{error}"
+        );
+        a.name = "exempt";
+        plugin
+            .validate(&a, &deployment(1, json!({})))
+            .await
+            .expect("excluded by name");
     }
 
     #[test]

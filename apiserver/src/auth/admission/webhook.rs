@@ -34,7 +34,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apimachinery::errors::{Status, StatusError, StatusReason};
+use apimachinery::errors::{Status, StatusError};
 use apimachinery::labels::{LabelSelector, Labels, Selector};
 use apimachinery::patch::{PatchType, apply_patch};
 use apimachinery::resources::{self, GroupKind, GroupResource, ResourceInfo};
@@ -853,7 +853,7 @@ struct Verified {
     /// The JSON patch (mutating webhooks only).
     patch: Option<Vec<u8>>,
     result: Option<Status>,
-    /// `status.reason` as sent (a reason [`StatusReason`] does not know reads empty there).
+    /// `status.reason` as sent (a reason [`apimachinery::errors::StatusReason`] does not know reads empty there).
     reason: String,
     warnings: Vec<String>,
 }
@@ -1151,6 +1151,7 @@ mod tests {
     use tokio_rustls::TlsAcceptor;
 
     use super::*;
+    use apimachinery::errors::StatusReason;
     use crate::auth::UserInfo;
     use crate::registry::validation::tester;
 
