@@ -445,24 +445,19 @@ fn tls_config(options: &ServerOptions) -> Result<(rustls::ServerConfig, Option<P
             .unwrap_or_else(|| options.cert_dir.join(certs::CA_CERT))
     };
 
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| ServerError::TlsFile {
-            path: cert_path(),
-            reason: e.to_string(),
-        })?;
-    if chain.is_empty() {
-        return Err(ServerError::TlsFile {
-            path: cert_path(),
-            reason: "no certificate found".into(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| ServerError::TlsFile {
-        path: key_path(),
-        reason: e.to_string(),
-    })?;
-
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (cert_file, key_file) = (cert_path(), key_path());
+    let initial = certified_key(&cert_pem, &key_pem, &provider, &cert_file, &key_file)?;
+    let resolver = ReloadingCertificate {
+        cert_file,
+        key_file,
+        provider: provider.clone(),
+        state: std::sync::Mutex::new(ReloadState {
+            checked: std::time::Instant::now(),
+            stamps: (modified(&cert_path()), modified(&key_path())),
+            key: Arc::new(initial),
+        }),
+    };
     let verifier = match client_ca_pem {
         Some(pem) => {
             let mut roots = RootCertStore::empty();
@@ -491,10 +486,105 @@ fn tls_config(options: &ServerOptions) -> Result<(rustls::ServerConfig, Option<P
         .with_safe_default_protocol_versions()
         .map_err(|e| ServerError::Tls(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
+        .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((config, pki))
+}
+
+/// A serving certificate and key in PEM, checked and paired for rustls.
+fn certified_key(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    provider: &rustls::crypto::CryptoProvider,
+    cert_path: &std::path::Path,
+    key_path: &std::path::Path,
+) -> Result<rustls::sign::CertifiedKey, ServerError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServerError::TlsFile {
+            path: cert_path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(ServerError::TlsFile {
+            path: cert_path.to_owned(),
+            reason: "no certificate found".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| ServerError::TlsFile {
+        path: key_path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    rustls::sign::CertifiedKey::from_der(chain, key, provider).map_err(|e| ServerError::TlsFile {
+        path: key_path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// How often the serving certificate's files are looked at for a replacement.
+const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+struct ReloadState {
+    checked: std::time::Instant,
+    stamps: (Option<std::time::SystemTime>, Option<std::time::SystemTime>),
+    key: Arc<rustls::sign::CertifiedKey>,
+}
+
+/// The serving certificate, read again from its files when they change, so that it
+/// can be rotated by replacing them (as upstream's dynamic serving certificate): new
+/// connections get the new certificate, and a half-written pair keeps the old one.
+struct ReloadingCertificate {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    state: std::sync::Mutex<ReloadState>,
+}
+
+impl std::fmt::Debug for ReloadingCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingCertificate")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadingCertificate {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.checked.elapsed() >= CERT_CHECK_INTERVAL {
+            state.checked = std::time::Instant::now();
+            let stamps = (modified(&self.cert_file), modified(&self.key_file));
+            if stamps != state.stamps {
+                let loaded = std::fs::read(&self.cert_file)
+                    .ok()
+                    .zip(std::fs::read(&self.key_file).ok())
+                    .and_then(|(cert, key)| {
+                        certified_key(&cert, &key, &self.provider, &self.cert_file, &self.key_file)
+                            .ok()
+                    });
+                match loaded {
+                    Some(key) => {
+                        tracing::info!(cert = %self.cert_file.display(), "serving certificate reloaded");
+                        state.key = Arc::new(key);
+                        state.stamps = stamps;
+                    }
+                    None => tracing::warn!(
+                        cert = %self.cert_file.display(),
+                        "the serving certificate files changed but do not form a pair yet; keeping the current one"
+                    ),
+                }
+            }
+        }
+        Some(state.key.clone())
+    }
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, ServerError> {
@@ -531,4 +621,72 @@ pub async fn run(options: ServerOptions) -> Result<(), ServerError> {
         tracing::info!(path = %path.display(), "wrote the admin kubeconfig");
     }
     server.serve(shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The serving certificate a fresh TLS connection to `address` is shown.
+    async fn served_certificate(address: SocketAddr, ca_pem: &str) -> Vec<u8> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = connector.connect(name, tcp).await.unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    }
+
+    #[tokio::test]
+    async fn replacing_the_certificate_files_rotates_the_serving_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = ServerOptions::defaults();
+        options.secure_port = 0;
+        options.bind_address = [127, 0, 0, 1].into();
+        options.storage_url = Some("memory://".into());
+        options.cert_dir = dir.path().to_owned();
+        let server = Server::bind(&options).await.unwrap();
+        let address = server.local_addr();
+        let ca = server.pki().unwrap().ca_cert_pem.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        let first = served_certificate(address, &ca).await;
+
+        // a new certificate for one more address, written over the files
+        let extra: std::net::IpAddr = "192.0.2.77".parse().unwrap();
+        let mut hosts = certs::serving_hosts(&[options.bind_address]);
+        hosts.push(extra.to_string());
+        let renewed = certs::ensure(dir.path(), &hosts).unwrap();
+        assert_eq!(renewed.ca_cert_pem, ca, "same CA");
+        assert_ne!(
+            renewed.serving_cert_pem,
+            std::str::from_utf8(&first).unwrap_or_default()
+        );
+        tokio::time::sleep(CERT_CHECK_INTERVAL + Duration::from_millis(200)).await;
+        let second = served_certificate(address, &ca).await;
+        assert_ne!(first, second, "new connections get the new certificate");
+        let (_, cert) = x509_parser::parse_x509_certificate(&second).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        assert!(
+            san.value.general_names.iter().any(|n| matches!(
+                n,
+                x509_parser::extensions::GeneralName::IPAddress(b) if *b == [192, 0, 2, 77]
+            )),
+            "the new certificate covers the new address"
+        );
+        let _ = stop.send(());
+        serving.await.unwrap().unwrap();
+    }
 }

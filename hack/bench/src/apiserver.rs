@@ -395,6 +395,8 @@ async fn main() -> Result<()> {
         dir.path().join("store.db").display()
     ));
     embedded.cert_dir = dir.path().join("pki-embedded");
+    // no controller manager runs here to create the default service account
+    embedded.disable_admission_plugins = vec!["ServiceAccount".into()];
     let (client, stop_embedded) = start(embedded).await?;
     bench_server("embedded", client.clone(), &args, &raw_put).await?;
     if args.rss_pods > args.list_pods {
@@ -407,6 +409,7 @@ async fn main() -> Result<()> {
     on_etcd.bind_address = [127, 0, 0, 1].into();
     on_etcd.etcd_servers = cluster.endpoints();
     on_etcd.cert_dir = dir.path().join("pki-etcd");
+    on_etcd.disable_admission_plugins = vec!["ServiceAccount".into()];
     let (client, stop_etcd) = start(on_etcd).await?;
     bench_server("etcd", client, &args, &raw_put).await?;
     let _ = stop_etcd.send(());

@@ -5,11 +5,14 @@
 //! the cluster CA from the `kube-root-ca.crt` ConfigMap and the namespace, mounted
 //! read-only at `/var/run/secrets/kubernetes.io/serviceaccount` in every container.
 
+use std::sync::Arc;
+
 use apimachinery::errors::{StatusError, go_quote};
 use apimachinery::resources;
 use serde_json::{Value, json};
 
 use super::{Attributes, Operation, Plugin};
+use crate::registry::informer::Informer;
 use crate::registry::{Registry, meta};
 
 /// Where the token, CA and namespace are mounted.
@@ -24,12 +27,18 @@ const VOLUME_PREFIX: &str = "kube-api-access-";
 /// `ServiceAccount`.
 pub struct ServiceAccount {
     registry: Registry,
+    accounts: Arc<Informer>,
 }
 
 impl ServiceAccount {
-    /// Looks service accounts up through `registry`.
+    /// Looks service accounts up in an informer, and through `registry` for one the
+    /// informer does not hold yet (just created).
     pub fn new(registry: Registry) -> Self {
-        ServiceAccount { registry }
+        let resource = resources::find("", "v1", "serviceaccounts").expect("served");
+        ServiceAccount {
+            accounts: Informer::start(registry.clone(), resource),
+            registry,
+        }
     }
 }
 
@@ -91,11 +100,16 @@ impl Plugin for ServiceAccount {
             },
         };
         let accounts = resources::find("", "v1", "serviceaccounts").expect("served");
-        let account = match self
-            .registry
-            .get(accounts, Some(attributes.namespace), &name)
-            .await
-        {
+        let cached = self.accounts.get(attributes.namespace, &name);
+        let found = match cached {
+            Some(account) => Ok((*account).clone()),
+            None => {
+                self.registry
+                    .get(accounts, Some(attributes.namespace), &name)
+                    .await
+            }
+        };
+        let account = match found {
             Ok(account) => account,
             Err(e) if e.is_not_found() => {
                 return Err(attributes.forbidden(format!(

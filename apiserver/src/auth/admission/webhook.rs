@@ -1151,9 +1151,9 @@ mod tests {
     use tokio_rustls::TlsAcceptor;
 
     use super::*;
-    use apimachinery::errors::StatusReason;
     use crate::auth::UserInfo;
     use crate::registry::validation::tester;
+    use apimachinery::errors::StatusReason;
 
     /// What the test webhook does for a path: delay, then answer `allowed` with an
     /// optional patch and status.

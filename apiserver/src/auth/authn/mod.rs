@@ -3,17 +3,21 @@
 //! token file, service-account JWTs and bootstrap tokens; a request with no
 //! credentials is anonymous when `--anonymous-auth` allows it. A bearer token nobody
 //! accepts is a 401, never anonymous. Every authenticated user gets
-//! `system:authenticated`.
+//! `system:authenticated`. As upstream, a token that authenticated is remembered for
+//! 10 s, so a revoked token (its pod deleted) stops working within that time.
 
 pub mod bootstrap_token;
 pub mod service_account;
 pub mod token_file;
 pub mod x509;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use apimachinery::resources::{self, ResourceInfo};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use self::service_account::{Claims, ServiceAccountKeys};
 use self::token_file::TokenFile;
@@ -24,10 +28,56 @@ use crate::registry::{Registry, meta};
 /// (upstream's grace for objects on their way out).
 const DELETION_GRACE_SECONDS: i64 = 60;
 
+/// How long a token that authenticated is remembered (upstream's
+/// `--authentication-token-cache-ttl`-like success cache of 10 s): the signature, the
+/// store lookups and the bound objects' checks are not redone for every request.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
+/// At most this many tokens are remembered; beyond, the cache starts over.
+const TOKEN_CACHE_ENTRIES: usize = 4096;
+
+/// Tokens that authenticated recently, by a digest of token and audiences.
+#[derive(Default)]
+struct TokenCache {
+    entries: Mutex<HashMap<[u8; 32], (Instant, UserInfo)>>,
+}
+
+impl TokenCache {
+    fn key(token: &str, audiences: &[String]) -> [u8; 32] {
+        let mut digest = Sha256::new();
+        digest.update(token.as_bytes());
+        for audience in audiences {
+            digest.update([0]);
+            digest.update(audience.as_bytes());
+        }
+        digest.finalize().into()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<UserInfo> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(until, _)| *until > Instant::now())
+            .map(|(_, user)| user.clone())
+    }
+
+    fn put(&self, key: [u8; 32], user: &UserInfo, until: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= TOKEN_CACHE_ENTRIES {
+            let now = Instant::now();
+            entries.retain(|_, (t, _)| *t > now);
+            if entries.len() >= TOKEN_CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (until, user.clone()));
+    }
+}
+
 /// The configured authenticators.
 #[derive(Clone)]
 pub struct Authenticator {
     registry: Registry,
+    cache: Arc<TokenCache>,
     /// `--token-auth-file`.
     pub token_file: Option<Arc<TokenFile>>,
     /// Service-account token keys (`--service-account-key-file` and signing key).
@@ -54,6 +104,7 @@ impl Authenticator {
     pub fn new(registry: Registry) -> Self {
         Authenticator {
             registry,
+            cache: Arc::new(TokenCache::default()),
             token_file: None,
             service_accounts: None,
             api_audiences: Vec::new(),
@@ -98,8 +149,26 @@ impl Authenticator {
         token: &str,
         audiences: &[String],
     ) -> Result<UserInfo, Unauthenticated> {
-        if let Some(user) = self.token_file.as_ref().and_then(|f| f.authenticate(token)) {
+        let key = TokenCache::key(token, audiences);
+        if let Some(user) = self.cache.get(&key) {
             return Ok(user);
+        }
+        let (user, valid_until) = self.authenticate_token_uncached(token, audiences).await?;
+        let until = Instant::now() + TOKEN_CACHE_TTL;
+        self.cache
+            .put(key, &user, valid_until.map_or(until, |v| v.min(until)));
+        Ok(user)
+    }
+
+    /// [`Authenticator::authenticate_token`] without the cache; also says until when a
+    /// service-account token is valid.
+    async fn authenticate_token_uncached(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<(UserInfo, Option<Instant>), Unauthenticated> {
+        if let Some(user) = self.token_file.as_ref().and_then(|f| f.authenticate(token)) {
+            return Ok((user, None));
         }
         if let Some(keys) = &self.service_accounts
             && token.matches('.').count() == 2
@@ -108,7 +177,12 @@ impl Authenticator {
             let claims = keys
                 .verify(token, audiences)
                 .map_err(|e| Unauthenticated(format!("invalid service account token: {e}")))?;
-            return self.service_account_user(&claims).await;
+            let left = claims.exp - jiff::Timestamp::now().as_second();
+            let until = Instant::now() + Duration::from_secs(left.max(0) as u64);
+            return self
+                .service_account_user(&claims)
+                .await
+                .map(|user| (user, Some(until)));
         }
         if self.bootstrap_tokens
             && let Some((id, secret)) = bootstrap_token::parse(token)
@@ -124,7 +198,7 @@ impl Authenticator {
             if let Ok(object) = found
                 && let Some(user) = bootstrap_token::authenticate(&object, id, secret)
             {
-                return Ok(user);
+                return Ok((user, None));
             }
         }
         Err(Unauthenticated("invalid bearer token".into()))

@@ -299,13 +299,68 @@ impl Binding {
     }
 }
 
+/// Bindings by the users and groups they name, so a request looks at the bindings
+/// of its user and groups only, not at every binding of the cluster.
+#[derive(Default)]
+struct Bindings {
+    all: Vec<Binding>,
+    by_user: HashMap<String, Vec<usize>>,
+    by_group: HashMap<String, Vec<usize>>,
+}
+
+impl Bindings {
+    fn new(all: Vec<Binding>) -> Self {
+        let mut by_user: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_group: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, binding) in all.iter().enumerate() {
+            for subject in &binding.subjects {
+                match subject.kind.as_str() {
+                    "User" => by_user.entry(subject.name.clone()).or_default().push(i),
+                    "Group" => by_group.entry(subject.name.clone()).or_default().push(i),
+                    "ServiceAccount" => {
+                        let namespace = if subject.namespace.is_empty() {
+                            &binding.namespace
+                        } else {
+                            &subject.namespace
+                        };
+                        let user = format!("system:serviceaccount:{namespace}:{}", subject.name);
+                        by_user.entry(user).or_default().push(i);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Bindings {
+            all,
+            by_user,
+            by_group,
+        }
+    }
+
+    /// The bindings that may apply to `user`, in their original order.
+    fn of(&self, user: &UserInfo) -> impl Iterator<Item = &Binding> {
+        let mut found: Vec<usize> = self.by_user.get(&user.name).cloned().unwrap_or_default();
+        for group in &user.groups {
+            if let Some(more) = self.by_group.get(group) {
+                found.extend(more);
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+            .into_iter()
+            .filter_map(|i| self.all.get(i))
+            .filter(|b| b.applies_to(user))
+    }
+}
+
 /// The RBAC objects, indexed for authorization.
 #[derive(Default)]
 pub struct RbacIndex {
     cluster_roles: HashMap<String, Vec<PolicyRule>>,
     roles: HashMap<(String, String), Vec<PolicyRule>>,
-    cluster_bindings: Vec<Binding>,
-    bindings: HashMap<String, Vec<Binding>>,
+    cluster_bindings: Bindings,
+    bindings: HashMap<String, Bindings>,
 }
 
 fn rules_of(object: &Value) -> Vec<PolicyRule> {
@@ -332,18 +387,24 @@ impl RbacIndex {
             );
             index.roles.insert(key, rules_of(role));
         }
-        index.cluster_bindings = cluster_bindings
-            .iter()
-            .map(|b| Binding::from_object(b))
-            .collect();
+        index.cluster_bindings = Bindings::new(
+            cluster_bindings
+                .iter()
+                .map(|b| Binding::from_object(b))
+                .collect(),
+        );
+        let mut by_namespace: HashMap<String, Vec<Binding>> = HashMap::new();
         for binding in bindings {
             let binding = Binding::from_object(binding);
-            index
-                .bindings
+            by_namespace
                 .entry(binding.namespace.clone())
                 .or_default()
                 .push(binding);
         }
+        index.bindings = by_namespace
+            .into_iter()
+            .map(|(namespace, all)| (namespace, Bindings::new(all)))
+            .collect();
         index
     }
 
@@ -356,10 +417,7 @@ impl RbacIndex {
         mut visit: impl FnMut(&PolicyRule) -> bool,
     ) -> (bool, Vec<String>) {
         let mut errors = Vec::new();
-        for binding in &self.cluster_bindings {
-            if !binding.applies_to(user) {
-                continue;
-            }
+        for binding in self.cluster_bindings.of(user) {
             match self.cluster_roles.get(&binding.role_ref.name) {
                 Some(rules) if binding.role_ref.kind == "ClusterRole" => {
                     if rules.iter().any(&mut visit) {
@@ -375,10 +433,12 @@ impl RbacIndex {
         if namespace.is_empty() {
             return (false, errors);
         }
-        for binding in self.bindings.get(namespace).into_iter().flatten() {
-            if !binding.applies_to(user) {
-                continue;
-            }
+        for binding in self
+            .bindings
+            .get(namespace)
+            .into_iter()
+            .flat_map(|b| b.of(user))
+        {
             let rules = match binding.role_ref.kind.as_str() {
                 "ClusterRole" => self.cluster_roles.get(&binding.role_ref.name),
                 "Role" => self
