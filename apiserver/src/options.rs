@@ -132,11 +132,13 @@ pub struct ServerOptions {
     pub api_audiences: Vec<String>,
 
     /// Admission plugins that should be enabled in addition to default enabled ones
-    /// (NamespaceLifecycle, TaintNodesByCondition, ServiceAccount,
-    /// DefaultTolerationSeconds, DefaultStorageClass, StorageObjectInUseProtection,
-    /// RuntimeClass, DefaultIngressClass, Priority, PodSecurity,
-    /// MutatingAdmissionWebhook, ValidatingAdmissionWebhook). The order of plugins in
-    /// this flag does not matter.
+    /// (NamespaceLifecycle, LimitRanger, ServiceAccount, TaintNodesByCondition,
+    /// RuntimeClass, PodSecurity, Priority, DefaultTolerationSeconds,
+    /// DefaultStorageClass, StorageObjectInUseProtection, PersistentVolumeClaimResize,
+    /// CertificateApproval, CertificateSigning, CertificateSubjectRestriction,
+    /// DefaultIngressClass, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
+    /// ValidatingAdmissionWebhook, ResourceQuota); NodeRestriction is off by default.
+    /// The order of plugins in this flag does not matter.
     #[arg(long, value_delimiter = ',')]
     pub enable_admission_plugins: Vec<String>,
 

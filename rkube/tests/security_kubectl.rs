@@ -322,6 +322,92 @@ fn tokens_rbac_node_authorizer_and_pod_security_through_kubectl() {
         )
     );
 
+    // certificate signing requests: no system:masters through the apiserver-client
+    // signer; approving needs `approve` on the signer, not only the approval subresource
+    let csr = |name: &str, organization: &str, signer: &str| {
+        let request = Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ])
+            .args([
+                "-keyout",
+                "/dev/null",
+                "-subj",
+                &format!("/CN=jane/O={organization}"),
+            ])
+            .output()
+            .expect("openssl (hack/install-deps.sh)");
+        assert!(request.status.success(), "{}", stderr(&request));
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&request.stdout);
+        format!(
+            r#"{{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{{"name":"{name}"}},
+            "spec":{{"request":"{encoded}","signerName":"{signer}","usages":["client auth"]}}}}"#
+        )
+    };
+    let masters = apply(
+        admin,
+        &csr(
+            "masters",
+            "system:masters",
+            "kubernetes.io/kube-apiserver-client",
+        ),
+    );
+    assert_eq!(
+        stderr(&masters),
+        r#"Error from server (Forbidden): error when creating "STDIN": certificatesigningrequests.certificates.k8s.io "masters" is forbidden: use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"#
+    );
+    let created = apply(admin, &csr("dev", "dev", "example.com/signer"));
+    assert!(created.status.success(), "{}", stderr(&created));
+    stdout_of(
+        admin,
+        &[
+            "create",
+            "clusterrole",
+            "csr-approver",
+            "--verb=get,list,update",
+            "--resource=certificatesigningrequests,certificatesigningrequests/approval",
+        ],
+    );
+    stdout_of(
+        admin,
+        &[
+            "create",
+            "clusterrolebinding",
+            "csr-approver",
+            "--clusterrole=csr-approver",
+            "--user=jane",
+        ],
+    );
+    let mut refused = String::new();
+    eventually("jane's binding", || {
+        let output = kubectl(admin, &["certificate", "approve", "dev", "--as=jane"]);
+        refused = stderr(&output);
+        refused.contains("not permitted")
+    });
+    assert!(
+        refused.contains(r#"certificatesigningrequests.certificates.k8s.io "dev" is forbidden: user not permitted to approve requests with signerName "example.com/signer""#),
+        "{refused}"
+    );
+    stdout_of(admin, &["certificate", "approve", "dev"]);
+    let conditions = stdout_of(
+        admin,
+        &[
+            "get",
+            "csr",
+            "dev",
+            "-o",
+            "jsonpath={.status.conditions[*].type}",
+        ],
+    );
+    assert_eq!(conditions.trim(), "Approved");
+
     // PodSecurity restricted refuses a privileged pod with upstream's message
     stdout_of(
         admin,

@@ -193,6 +193,7 @@ async fn handle(
     let part = match target.subresource {
         None => Part::Main,
         Some("status") if resource.subresource("status").is_some() => Part::Status,
+        Some("approval") if resource.subresource("approval").is_some() => Part::Approval,
         Some(_) => return not_found(),
     };
     let params: HashMap<String, String> = query
@@ -217,6 +218,9 @@ async fn handle(
         Part::Main => resource.has_verb(verb),
         Part::Status => resource
             .subresource("status")
+            .is_some_and(|s| s.has_verb(verb)),
+        Part::Approval => resource
+            .subresource("approval")
             .is_some_and(|s| s.has_verb(verb)),
     };
     if verb.is_empty() || !allowed {

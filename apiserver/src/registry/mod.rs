@@ -52,6 +52,8 @@ pub enum Part {
     Main,
     /// The status subresource: status only.
     Status,
+    /// A CertificateSigningRequest's approval subresource: its conditions only.
+    Approval,
 }
 
 /// List parameters, as upstream's `metav1.ListOptions`.

@@ -316,6 +316,22 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
             }
             updated
         }
+        // upstream's approval strategy: only the conditions change
+        Part::Approval => {
+            let mut updated = current.clone();
+            if !updated["status"].is_object() {
+                updated["status"] = Value::Object(Default::default());
+            }
+            match body["status"].get("conditions") {
+                Some(conditions) => updated["status"]["conditions"] = conditions.clone(),
+                None => {
+                    if let Some(status) = updated["status"].as_object_mut() {
+                        status.remove("conditions");
+                    }
+                }
+            }
+            updated
+        }
     };
     for field in [
         "uid",

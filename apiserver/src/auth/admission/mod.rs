@@ -8,8 +8,10 @@
 //! the stored object as `old`; requests the server makes for itself (no user) are not
 //! admitted, as upstream's loopback privileged writes.
 
+pub mod certificates;
 pub mod default_tolerations;
 pub mod defaults_of_classes;
+pub mod limit_ranger;
 pub mod node_restriction;
 pub mod pod_security;
 pub mod priority;
@@ -128,16 +130,21 @@ pub struct Context {
 /// Upstream's plugins in upstream's order (`AllOrderedPlugins`), those rkube has.
 pub const ORDERED_PLUGINS: &[&str] = &[
     "NamespaceLifecycle",
+    "LimitRanger",
+    "ServiceAccount",
     "NodeRestriction",
     "TaintNodesByCondition",
-    "ServiceAccount",
+    "RuntimeClass",
+    "PodSecurity",
+    "Priority",
     "DefaultTolerationSeconds",
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
-    "RuntimeClass",
+    "PersistentVolumeClaimResize",
+    "CertificateApproval",
+    "CertificateSigning",
+    "CertificateSubjectRestriction",
     "DefaultIngressClass",
-    "Priority",
-    "PodSecurity",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionWebhook",
@@ -147,15 +154,20 @@ pub const ORDERED_PLUGINS: &[&str] = &[
 /// The plugins on when no flag changes them (upstream's default set, those rkube has).
 pub const DEFAULT_PLUGINS: &[&str] = &[
     "NamespaceLifecycle",
-    "TaintNodesByCondition",
+    "LimitRanger",
     "ServiceAccount",
+    "TaintNodesByCondition",
+    "RuntimeClass",
+    "PodSecurity",
+    "Priority",
     "DefaultTolerationSeconds",
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
-    "RuntimeClass",
+    "PersistentVolumeClaimResize",
+    "CertificateApproval",
+    "CertificateSigning",
+    "CertificateSubjectRestriction",
     "DefaultIngressClass",
-    "Priority",
-    "PodSecurity",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionWebhook",
@@ -206,6 +218,21 @@ impl Chain {
             let plugin: Arc<dyn Plugin> = match *name {
                 // the registry refuses creates in terminating or missing namespaces
                 "NamespaceLifecycle" => continue,
+                "LimitRanger" => Arc::new(limit_ranger::LimitRanger::new(&context.registry)),
+                "PersistentVolumeClaimResize" => {
+                    Arc::new(certificates::PersistentVolumeClaimResize {
+                        context: context.clone(),
+                    })
+                }
+                "CertificateApproval" => Arc::new(certificates::CertificateApproval {
+                    context: context.clone(),
+                }),
+                "CertificateSigning" => Arc::new(certificates::CertificateSigning {
+                    context: context.clone(),
+                }),
+                "CertificateSubjectRestriction" => {
+                    Arc::new(certificates::CertificateSubjectRestriction)
+                }
                 "NodeRestriction" => Arc::new(node_restriction::NodeRestriction),
                 "TaintNodesByCondition" => Arc::new(default_tolerations::TaintNodesByCondition),
                 "ServiceAccount" => Arc::new(service_account::ServiceAccount::new(
