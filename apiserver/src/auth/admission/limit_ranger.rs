@@ -11,6 +11,7 @@ use apimachinery::quantity::Quantity;
 use apimachinery::resources;
 use serde_json::{Map, Value, json};
 
+use super::resource_quota::quantity;
 use super::{Attributes, Operation, Plugin};
 use crate::registry::Registry;
 use crate::registry::informer::Informer;
@@ -27,16 +28,6 @@ impl LimitRanger {
         LimitRanger {
             ranges: Informer::start(registry.clone(), resource),
         }
-    }
-}
-
-fn quantity(value: &Value) -> Option<Quantity> {
-    match value {
-        Value::String(s) => Quantity::parse(s).ok(),
-        Value::Number(n) => n
-            .as_i64()
-            .map(|v| Quantity::new(v, apimachinery::quantity::Format::DecimalSI)),
-        _ => None,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod node_restriction;
 pub mod pod_security;
 pub mod priority;
 pub mod resource_quota;
+pub mod rules;
 pub mod service_account;
 pub mod validating_policy;
 pub mod webhook;

@@ -167,7 +167,8 @@ fn missing(pod: &Value, resource_name: &str) -> Vec<String> {
         .collect()
 }
 
-fn quantity(value: &Value) -> Option<Quantity> {
+/// A quantity written as a string or a number.
+pub(super) fn quantity(value: &Value) -> Option<Quantity> {
     match value {
         Value::String(s) => Quantity::parse(s).ok(),
         Value::Number(n) => n

@@ -52,12 +52,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apimachinery::errors::{StatusCause, StatusDetails, StatusError, StatusReason};
-use apimachinery::labels::{LabelSelector, Selector};
+use apimachinery::labels::Selector;
 use apimachinery::resources::{self, ResourceInfo};
 use cel::objects::{Key, Map as CelMap};
 use cel::{Context as CelContext, ExecutionError, Program, Value as CelValue};
 use serde_json::{Value, json};
 
+use super::rules::{Rule, selector, strings};
 use super::{Attributes, Operation, Plugin};
 use crate::auth::filter::add_warning;
 use crate::registry::informer::Informer;
@@ -838,26 +839,6 @@ struct Hook {
     bindings: Vec<Binding>,
 }
 
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A selector; absent selects everything (the API defaults it to `{}`).
-fn selector(value: &Value) -> Result<Selector, String> {
-    if value.is_null() {
-        return Ok(Selector::everything());
-    }
-    let parsed: LabelSelector = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-    Selector::from_label_selector(Some(&parsed)).map_err(|e| e.to_string())
-}
-
 /// `matchConstraints` of a policy or `matchResources` of a binding.
 struct MatchResources {
     namespace_selector: Result<Selector, String>,
@@ -890,10 +871,9 @@ impl MatchResources {
         let resource = a.resource;
         let namespace = input.namespace_for_matching;
         let exact = (resource.group, resource.version, resource.plural);
-        if rules
-            .iter()
-            .any(|r| r.matches(a, exact, namespace, input.is_namespace))
-        {
+        if rules.iter().any(|r| {
+            r.matches(a.operation, exact, a.subresource, namespace) && r.names_match(a.name)
+        }) {
             return true;
         }
         if !self.equivalent {
@@ -910,66 +890,13 @@ impl MatchResources {
             .any(|other| {
                 rules.iter().any(|rule| {
                     rule.matches(
-                        a,
+                        a.operation,
                         (other.group, other.version, other.plural),
+                        a.subresource,
                         namespace,
-                        input.is_namespace,
-                    )
+                    ) && rule.names_match(a.name)
                 })
             })
-    }
-}
-
-/// One `NamedRuleWithOperations`.
-struct Rule {
-    operations: Vec<String>,
-    api_groups: Vec<String>,
-    api_versions: Vec<String>,
-    resources: Vec<String>,
-    resource_names: Vec<String>,
-    scope: Option<String>,
-}
-
-impl Rule {
-    fn parse(value: &Value) -> Self {
-        Rule {
-            operations: strings(&value["operations"]),
-            api_groups: strings(&value["apiGroups"]),
-            api_versions: strings(&value["apiVersions"]),
-            resources: strings(&value["resources"]),
-            resource_names: strings(&value["resourceNames"]),
-            scope: value["scope"].as_str().map(str::to_owned),
-        }
-    }
-
-    /// Whether the rule matches the write as if it were of `group/version/resource`,
-    /// as upstream's `rules.Matcher` plus the `resourceNames` check.
-    fn matches(
-        &self,
-        a: &Attributes<'_>,
-        (group, version, resource): (&str, &str, &str),
-        namespace: &str,
-        is_namespace: bool,
-    ) -> bool {
-        let scope = match self.scope.as_deref() {
-            None | Some("*") => true,
-            Some("Namespaced") => !is_namespace && !namespace.is_empty(),
-            Some("Cluster") => is_namespace || namespace.is_empty(),
-            Some(_) => false,
-        };
-        let listed = |items: &[String], wanted: &str| items.iter().any(|i| i == "*" || i == wanted);
-        let resource_matches = self.resources.iter().any(|r| {
-            let (res, sub) = r.split_once('/').unwrap_or((r.as_str(), ""));
-            (res == "*" || res == resource) && (sub == "*" || sub == a.subresource)
-        });
-        let name_matches =
-            self.resource_names.is_empty() || self.resource_names.iter().any(|n| n == a.name);
-        scope
-            && listed(&self.operations, a.operation.as_str())
-            && listed(&self.api_groups, group)
-            && listed(&self.api_versions, version)
-            && resource_matches
-            && name_matches
     }
 }
 

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apimachinery::errors::{Status, StatusError};
-use apimachinery::labels::{LabelSelector, Labels, Selector};
+use apimachinery::labels::{Labels, Selector};
 use apimachinery::patch::{PatchType, apply_patch};
 use apimachinery::resources::{self, GroupKind, GroupResource, ResourceInfo};
 use axum::body::Body;
@@ -48,6 +48,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio_rustls::TlsConnector;
 
+use super::rules::{Rule, selector, strings};
 use super::{Attributes, Operation, Plugin};
 use crate::auth::filter::add_warning;
 use crate::registry::informer::Informer;
@@ -574,72 +575,6 @@ struct Invocation {
     kind: (String, String, String),
 }
 
-/// One rule of a webhook.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Rule {
-    operations: Vec<String>,
-    api_groups: Vec<String>,
-    api_versions: Vec<String>,
-    resources: Vec<String>,
-    scope: Option<String>,
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-impl Rule {
-    fn parse(value: &Value) -> Self {
-        Rule {
-            operations: strings(&value["operations"]),
-            api_groups: strings(&value["apiGroups"]),
-            api_versions: strings(&value["apiVersions"]),
-            resources: strings(&value["resources"]),
-            scope: value["scope"].as_str().map(str::to_owned),
-        }
-    }
-
-    /// Whether the rule matches a write of `group`/`version`/`resource`/`subresource`
-    /// in `namespace` (the namespace's own name for Namespace writes), as upstream's
-    /// `rules.Matcher`.
-    fn matches(
-        &self,
-        operation: Operation,
-        (group, version, resource): (&str, &str, &str),
-        subresource: &str,
-        namespace: &str,
-    ) -> bool {
-        let namespace_object = group.is_empty() && version == "v1" && resource == "namespaces";
-        let scope = match self.scope.as_deref() {
-            None | Some("*") => true,
-            Some("Namespaced") => !namespace_object && !namespace.is_empty(),
-            Some("Cluster") => namespace_object || namespace.is_empty(),
-            Some(_) => false,
-        };
-        let exact_or_wildcard =
-            |items: &[String], wanted: &str| items.iter().any(|i| i == "*" || i == wanted);
-        let resource_matches = self.resources.iter().any(|r| {
-            let (res, sub) = r.split_once('/').unwrap_or((r.as_str(), ""));
-            (res == "*" || res == resource) && (sub == "*" || sub == subresource)
-        });
-        scope
-            && (self
-                .operations
-                .iter()
-                .any(|o| o == "*" || o == operation.as_str()))
-            && exact_or_wildcard(&self.api_groups, group)
-            && exact_or_wildcard(&self.api_versions, version)
-            && resource_matches
-    }
-}
-
 /// Where a webhook lives.
 #[derive(Clone, Debug)]
 enum Endpoint {
@@ -667,15 +602,6 @@ struct Hook {
     side_effects: Option<String>,
     timeout: Duration,
     review_versions: Vec<String>,
-}
-
-/// A webhook's selector; absent selects everything (the API defaults it to `{}`).
-fn selector(value: &Value) -> Result<Selector, String> {
-    if value.is_null() {
-        return Ok(Selector::everything());
-    }
-    let parsed: LabelSelector = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-    Selector::from_label_selector(Some(&parsed)).map_err(|e| e.to_string())
 }
 
 impl Hook {
