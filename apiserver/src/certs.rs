@@ -9,7 +9,9 @@
 //! - the service-account signing key pair (`sa.key`, `sa.pub`);
 //! - the front-proxy CA and its client certificate (for aggregated API servers).
 //!
-//! Keys and kubeconfigs are written 0600.
+//! Keys and kubeconfigs are written 0600. Existing files are used as they are and
+//! never overwritten (one expiring or missing an address gets a warning; one that is
+//! not usable stops the start): to renew a certificate, replace or remove its files.
 
 use std::fs;
 use std::io::Write;
@@ -88,6 +90,16 @@ pub enum CertError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A file exists but cannot be used; it is never overwritten.
+    #[error(
+        "{path} exists but {reason}; existing files are never overwritten: replace or remove it"
+    )]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A certificate could not be generated.
     #[error("cannot generate the {name} certificate: {source}")]
@@ -341,11 +353,15 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, CertError> {
 fn ensure_service_account_key(dir: &Path) -> Result<String, CertError> {
     let key_path = dir.join(SA_KEY);
     if let Some(pem) = read_optional(&key_path)? {
-        if crate::auth::authn::service_account::ServiceAccountKeys::new("check", &pem, None).is_ok()
-        {
-            return Ok(pem);
-        }
-        tracing::warn!(path = %key_path.display(), "the service-account key is unusable: generating a new one");
+        return match crate::auth::authn::service_account::ServiceAccountKeys::new(
+            "check", &pem, None,
+        ) {
+            Ok(_) => Ok(pem),
+            Err(reason) => Err(CertError::Unusable {
+                path: key_path,
+                reason,
+            }),
+        };
     }
     let pair =
         crate::auth::authn::service_account::generate_key_pair().map_err(|e| CertError::Write {
@@ -395,16 +411,30 @@ fn ensure_ca_files(
     common_name: &str,
 ) -> Result<(String, KeyPair), CertError> {
     let (cert_path, key_path) = (dir.join(cert_file), dir.join(key_file));
-    if let (Some(cert_pem), Some(key_pem)) = (read_optional(&cert_path)?, read_optional(&key_path)?)
-    {
-        if let (Some(der), Ok(key)) = (first_cert_der(&cert_pem), KeyPair::from_pem(&key_pem)) {
-            if let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) {
-                if cert.is_ca() && fresh(&cert) && matches_key(&cert, &key) {
-                    return Ok((cert_pem, key));
+    match (read_optional(&cert_path)?, read_optional(&key_path)?) {
+        (Some(cert_pem), Some(key_pem)) => {
+            if let (Some(der), Ok(key)) = (first_cert_der(&cert_pem), KeyPair::from_pem(&key_pem))
+                && let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der)
+                && cert.is_ca()
+                && matches_key(&cert, &key)
+            {
+                if !fresh(&cert) {
+                    tracing::warn!(cert = %cert_path.display(), "the CA expires within 30 days: replace it");
                 }
+                return Ok((cert_pem, key));
             }
+            return Err(CertError::Unusable {
+                path: cert_path,
+                reason: format!("is not a CA certificate matching {}", key_path.display()),
+            });
         }
-        tracing::warn!(dir = %dir.display(), "the CA on disk is unusable or expiring: generating a new one");
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(CertError::Unusable {
+                path: cert_path,
+                reason: format!("and {} do not both exist", key_path.display()),
+            });
+        }
+        (None, None) => {}
     }
     let generate = || -> Result<(String, KeyPair), rcgen::Error> {
         let key = KeyPair::generate()?;
@@ -437,12 +467,30 @@ fn ensure_leaf(
 ) -> Result<(String, String), LeafError> {
     let (cert_path, key_path) = (dir.join(cert_file), dir.join(key_file));
     let (wanted, hosts) = params()?;
-    if let (Some(cert_pem), Some(key_pem)) = (read_optional(&cert_path)?, read_optional(&key_path)?)
-    {
-        if reusable(&cert_pem, &key_pem, ca_der, &hosts) {
-            return Ok((cert_pem, key_pem));
+    match (read_optional(&cert_path)?, read_optional(&key_path)?) {
+        (Some(cert_pem), Some(key_pem)) => {
+            return match check_leaf(&cert_pem, &key_pem, ca_der, &hosts) {
+                Ok(warnings) => {
+                    for warning in warnings {
+                        tracing::warn!(cert = %cert_path.display(), "{warning}: replace the files to renew it");
+                    }
+                    Ok((cert_pem, key_pem))
+                }
+                Err(reason) => Err(CertError::Unusable {
+                    path: cert_path,
+                    reason,
+                }
+                .into()),
+            };
         }
-        tracing::info!(cert = %cert_path.display(), "renewing certificate");
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(CertError::Unusable {
+                path: cert_path,
+                reason: format!("and {} do not both exist", key_path.display()),
+            }
+            .into());
+        }
+        (None, None) => {}
     }
     let key = KeyPair::generate()?;
     let cert_pem = wanted.signed_by(&key, issuer)?.pem();
@@ -452,26 +500,47 @@ fn ensure_leaf(
     Ok((cert_pem, key_pem))
 }
 
-/// Whether a leaf on disk can be kept: it parses, matches its key, was signed by the
-/// CA, is not about to expire and covers every wanted host.
-fn reusable(cert_pem: &str, key_pem: &str, ca_der: &[u8], hosts: &[String]) -> bool {
+/// Whether a leaf on disk can be used: it must parse, match its key and be signed by
+/// the CA; one about to expire or not covering every wanted host is still used, with
+/// the warnings returned.
+fn check_leaf(
+    cert_pem: &str,
+    key_pem: &str,
+    ca_der: &[u8],
+    hosts: &[String],
+) -> Result<Vec<String>, String> {
     let (Some(der), Ok(key)) = (first_cert_der(cert_pem), KeyPair::from_pem(key_pem)) else {
-        return false;
+        return Err("is not a PEM certificate with its PEM key".into());
     };
     let (Ok((_, cert)), Ok((_, ca))) = (
         x509_parser::parse_x509_certificate(&der),
         x509_parser::parse_x509_certificate(ca_der),
     ) else {
-        return false;
+        return Err("is not a certificate".into());
     };
-    let covered = {
-        let names = subject_alt_names(&cert);
-        hosts.iter().all(|h| names.contains(h))
-    };
-    covered
-        && fresh(&cert)
-        && matches_key(&cert, &key)
-        && cert.verify_signature(Some(ca.public_key())).is_ok()
+    if !matches_key(&cert, &key) {
+        return Err("does not match its key".into());
+    }
+    if cert.verify_signature(Some(ca.public_key())).is_err() {
+        return Err("was not signed by the cluster CA".into());
+    }
+    let mut warnings = Vec::new();
+    if !fresh(&cert) {
+        warnings.push("the certificate expires within 30 days".to_owned());
+    }
+    let names = subject_alt_names(&cert);
+    let missing: Vec<&str> = hosts
+        .iter()
+        .filter(|h| !names.contains(h))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "the certificate does not cover {}",
+            missing.join(", ")
+        ));
+    }
+    Ok(warnings)
 }
 
 /// The DNS names and IP addresses (as text) a certificate covers.
@@ -773,27 +842,44 @@ mod tests {
     }
 
     #[test]
-    fn a_new_host_renews_the_serving_certificate_under_the_same_ca() {
+    fn existing_certificates_are_never_overwritten_even_for_a_new_host() {
         let dir = tempfile::tempdir().unwrap();
         let first = ensure(dir.path(), &serving_hosts(&[])).unwrap();
         let extra: IpAddr = "192.0.2.10".parse().unwrap();
         let second = ensure(dir.path(), &serving_hosts(&[extra])).unwrap();
-        assert_eq!(first.ca_cert_pem, second.ca_cert_pem);
-        assert_eq!(first.admin_cert_pem, second.admin_cert_pem);
-        assert_ne!(first.serving_cert_pem, second.serving_cert_pem);
-        let der = parse(&second.serving_cert_pem);
+        assert_eq!(first.serving_cert_pem, second.serving_cert_pem);
+        // removed files are generated again, under the same CA, for the new host
+        fs::remove_file(dir.path().join(SERVING_CERT)).unwrap();
+        fs::remove_file(dir.path().join(SERVING_KEY)).unwrap();
+        let third = ensure(dir.path(), &serving_hosts(&[extra])).unwrap();
+        assert_eq!(first.ca_cert_pem, third.ca_cert_pem);
+        assert_eq!(first.admin_cert_pem, third.admin_cert_pem);
+        let der = parse(&third.serving_cert_pem);
         let (_, serving) = x509_parser::parse_x509_certificate(&der).unwrap();
         assert!(subject_alt_names(&serving).contains(&"192.0.2.10".to_owned()));
     }
 
     #[test]
-    fn garbage_on_disk_is_replaced_not_fatal() {
+    fn garbage_on_disk_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        for file in [CA_CERT, CA_KEY, ADMIN_CERT, ADMIN_KEY] {
+        for file in [CA_CERT, CA_KEY] {
             fs::write(dir.path().join(file), "not a pem").unwrap();
         }
-        let pki = ensure(dir.path(), &serving_hosts(&[])).unwrap();
-        assert!(pki.ca_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let err = ensure(dir.path(), &serving_hosts(&[])).unwrap_err();
+        assert!(matches!(err, CertError::Unusable { .. }), "{err}");
+        assert_eq!(
+            fs::read_to_string(dir.path().join(CA_CERT)).unwrap(),
+            "not a pem"
+        );
+        // a good CA and a damaged leaf: the leaf is refused, not replaced
+        let fresh_dir = tempfile::tempdir().unwrap();
+        ensure(fresh_dir.path(), &serving_hosts(&[])).unwrap();
+        fs::write(fresh_dir.path().join(ADMIN_CERT), "not a pem").unwrap();
+        assert!(ensure(fresh_dir.path(), &serving_hosts(&[])).is_err());
+        assert_eq!(
+            fs::read_to_string(fresh_dir.path().join(ADMIN_CERT)).unwrap(),
+            "not a pem"
+        );
     }
 
     #[test]

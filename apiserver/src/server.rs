@@ -668,6 +668,9 @@ mod tests {
         let extra: std::net::IpAddr = "192.0.2.77".parse().unwrap();
         let mut hosts = certs::serving_hosts(&[options.bind_address]);
         hosts.push(extra.to_string());
+        // (existing files are never overwritten: remove them, then generate anew)
+        std::fs::remove_file(dir.path().join(certs::SERVING_CERT)).unwrap();
+        std::fs::remove_file(dir.path().join(certs::SERVING_KEY)).unwrap();
         let renewed = certs::ensure(dir.path(), &hosts).unwrap();
         assert_eq!(renewed.ca_cert_pem, ca, "same CA");
         assert_ne!(
