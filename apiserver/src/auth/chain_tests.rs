@@ -860,3 +860,76 @@ async fn parallel_creates_cannot_overshoot_a_quota() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn aggregation_rules_are_accepted_from_cluster_admins_only() {
+    let state = secured().await;
+    let aggregated = |name: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"example.com/aggregate-to-monitoring": "true"}}]}})
+    };
+    let (status, body) = call(
+        &state,
+        As::Certificate(admin()),
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        &[],
+        Some(aggregated("monitoring")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["aggregationRule"]["clusterRoleSelectors"].is_array());
+    // jane may write ClusterRoles (bound below) but is no cluster admin
+    let writer = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "jane-roles"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "jane-roles"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "jane"}]});
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "jane-roles"},
+        "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["create"]}]});
+    for (path, object) in [
+        ("/apis/rbac.authorization.k8s.io/v1/clusterroles", role),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            writer,
+        ),
+    ] {
+        let (status, body) = call(
+            &state,
+            As::Certificate(admin()),
+            "POST",
+            path,
+            &[],
+            Some(object),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // (RBAC follows the store: retry until jane's binding is seen)
+    let mut refused = Value::Null;
+    for _ in 0..250 {
+        let (status, body) = call(
+            &state,
+            As::Token("jane-token"),
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            &[],
+            Some(aggregated("sneaky")),
+        )
+        .await;
+        refused = body;
+        if status == StatusCode::FORBIDDEN
+            && refused["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("aggregationRule"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        refused["message"],
+        r#"clusterroles.rbac.authorization.k8s.io "sneaky" is forbidden: must have cluster-admin privileges to use the aggregationRule"#
+    );
+}
