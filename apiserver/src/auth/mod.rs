@@ -8,7 +8,9 @@
 //!   upstream's `RequestInfoFactory`;
 //! - [`authz`]: authorization (Node, RBAC, AlwaysAllow/AlwaysDeny) over those attributes;
 //! - [`reviews`]: the APIs that expose the above (TokenReview, the access reviews,
-//!   SelfSubjectReview);
+//!   SelfSubjectReview, TokenRequest);
+//! - [`admission`]: the plugins every write passes, called from the registry's write
+//!   path (`registry/admit.rs`) with the request's user;
 //! - [`filter`]: the axum middleware that runs the stages for every request.
 
 pub mod admission;
