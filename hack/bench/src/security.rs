@@ -133,9 +133,8 @@ async fn secured(
     let mut secured = options(dir, name);
     secured.authorization_mode = vec!["Node".into(), "RBAC".into()];
     if !admission {
-        secured.disable_admission_plugins = apiserver::auth::admission::DEFAULT_PLUGINS
-            .iter()
-            .map(|p| (*p).to_owned())
+        secured.disable_admission_plugins = apiserver::auth::admission::default_plugins()
+            .map(str::to_owned)
             .collect();
     }
     let (url, ca, admin, stop) = start(secured).await?;
@@ -205,9 +204,8 @@ async fn main() -> Result<()> {
 
     // allow-all: no authorization, no admission, the admin's certificate
     let mut open = options(dir.path(), "open");
-    open.disable_admission_plugins = apiserver::auth::admission::DEFAULT_PLUGINS
-        .iter()
-        .map(|p| (*p).to_owned())
+    open.disable_admission_plugins = apiserver::auth::admission::default_plugins()
+        .map(str::to_owned)
         .collect();
     let (_, _, open_client, stop_open) = start(open).await?;
     create(

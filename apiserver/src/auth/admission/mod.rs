@@ -153,27 +153,15 @@ pub const ORDERED_PLUGINS: &[&str] = &[
 ];
 
 /// The plugins on when no flag changes them (upstream's default set, those rkube has).
-pub const DEFAULT_PLUGINS: &[&str] = &[
-    "NamespaceLifecycle",
-    "LimitRanger",
-    "ServiceAccount",
-    "TaintNodesByCondition",
-    "RuntimeClass",
-    "PodSecurity",
-    "Priority",
-    "DefaultTolerationSeconds",
-    "DefaultStorageClass",
-    "StorageObjectInUseProtection",
-    "PersistentVolumeClaimResize",
-    "CertificateApproval",
-    "CertificateSigning",
-    "CertificateSubjectRestriction",
-    "DefaultIngressClass",
-    "MutatingAdmissionWebhook",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionWebhook",
-    "ResourceQuota",
-];
+pub fn default_plugins() -> impl Iterator<Item = &'static str> {
+    ORDERED_PLUGINS
+        .iter()
+        .copied()
+        .filter(|name| !OFF_BY_DEFAULT.contains(name))
+}
+
+/// The plugins upstream has but leaves off unless enabled.
+const OFF_BY_DEFAULT: &[&str] = &["NodeRestriction"];
 
 /// The configured chain.
 #[derive(Clone, Default)]
@@ -211,7 +199,7 @@ impl Chain {
             }));
         }
         for name in ORDERED_PLUGINS {
-            let on = (DEFAULT_PLUGINS.contains(name) || enable.iter().any(|e| e == name))
+            let on = (!OFF_BY_DEFAULT.contains(name) || enable.iter().any(|e| e == name))
                 && !disable.iter().any(|d| d == name);
             if !on {
                 continue;

@@ -29,6 +29,14 @@ pub fn selector(value: &Value) -> Result<Selector, String> {
     Selector::from_label_selector(Some(&parsed)).map_err(|e| e.to_string())
 }
 
+/// Whether an objectSelector admits a write: the new object's labels or, for updates
+/// and deletes, the old one's match (an empty selector admits everything).
+pub fn object_selected(selector: &Selector, object: Option<&Value>, old: Option<&Value>) -> bool {
+    let matches =
+        |o: Option<&Value>| o.is_some_and(|o| selector.matches(&crate::registry::meta::labels(o)));
+    selector.is_empty() || matches(object) || matches(old)
+}
+
 /// One `RuleWithOperations` (or `NamedRuleWithOperations`, with resourceNames).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rule {

@@ -58,7 +58,7 @@ use cel::objects::{Key, Map as CelMap};
 use cel::{Context as CelContext, ExecutionError, Program, Value as CelValue};
 use serde_json::{Value, json};
 
-use super::rules::{Rule, selector, strings};
+use super::rules::{Rule, object_selected, selector, strings};
 use super::{Attributes, Operation, Plugin};
 use crate::auth::filter::add_warning;
 use crate::registry::informer::Informer;
@@ -240,12 +240,7 @@ impl ValidatingPolicies {
         }
         let object_match: Result<bool, String> = match &constraints.object_selector {
             Err(e) => Err(e.clone()),
-            Ok(selector) if selector.is_empty() => Ok(true),
-            Ok(selector) => {
-                let matches =
-                    |o: Option<&Value>| o.is_some_and(|o| selector.matches(&meta::labels(o)));
-                Ok(matches(input.object) || matches(a.old))
-            }
+            Ok(selector) => Ok(object_selected(selector, input.object, a.old)),
         };
         if matches!(object_match, Ok(false)) {
             return Ok(false);

@@ -48,7 +48,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio_rustls::TlsConnector;
 
-use super::rules::{Rule, selector, strings};
+use super::rules::{Rule, object_selected, selector, strings};
 use super::{Attributes, Operation, Plugin};
 use crate::auth::filter::add_warning;
 use crate::registry::informer::Informer;
@@ -192,12 +192,7 @@ impl Webhooks {
         }
         let object_match: Result<bool, StatusError> = match &hook.object_selector {
             Err(e) => Err(StatusError::internal_error(e)),
-            Ok(selector) if selector.is_empty() => Ok(true),
-            Ok(selector) => {
-                let matches =
-                    |o: Option<&Value>| o.is_some_and(|o| selector.matches(&meta::labels(o)));
-                Ok(matches(request.object) || matches(a.old))
-            }
+            Ok(selector) => Ok(object_selected(selector, request.object, a.old)),
         };
         if matches!(object_match, Ok(false)) {
             return Ok(None);
