@@ -8,6 +8,7 @@ pub mod certs;
 pub mod http;
 pub mod options;
 pub mod registry;
+mod schema;
 mod server;
 pub mod storage;
 mod typed;

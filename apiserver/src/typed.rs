@@ -1,7 +1,7 @@
 //! The k8s-openapi type behind each built-in kind served at a GA version, reduced to what
-//! the apiserver needs at run time: the type's OpenAPI schema (for `/openapi/v2` and
-//! `/openapi/v3`) and a typed JSON round trip (for `fieldValidation`'s unknown fields).
-//! Resources stay JSON values everywhere else; only these two features need the types.
+//! the apiserver needs at run time: the type's OpenAPI schema, which `/openapi/v2` and
+//! `/openapi/v3` serve and [`crate::schema`] compiles into each kind's shape (for
+//! `fieldValidation`'s unknown fields). Resources stay JSON values everywhere else.
 
 use std::borrow::Cow;
 
@@ -9,7 +9,6 @@ use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
 use k8s_openapi::{ListableResource, Resource, api, apiextensions_apiserver, kube_aggregator};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 /// One built-in kind and its k8s-openapi type, as functions over JSON.
 pub(crate) struct TypedKind {
@@ -27,18 +26,10 @@ pub(crate) struct TypedKind {
     /// Registers the type's schema (and every schema it refers to) with the generator and
     /// returns a reference to it.
     pub(crate) schema: fn(&mut SchemaGenerator) -> Schema,
-    /// Decodes a JSON object into the type and encodes it back: fields the type does not
-    /// know are gone afterwards.
-    pub(crate) round_trip: fn(Value) -> Result<Value, serde_json::Error>,
 }
 
 fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
-}
-
-fn round_trip<T: Serialize + DeserializeOwned>(value: Value) -> Result<Value, serde_json::Error> {
-    let typed: T = serde_json::from_value(value)?;
-    serde_json::to_value(&typed)
 }
 
 const fn single<T>() -> TypedKind
@@ -52,7 +43,6 @@ where
         list_kind: None,
         schema_name: T::schema_name,
         schema: schema_of::<T>,
-        round_trip: round_trip::<T>,
     }
 }
 
@@ -151,18 +141,5 @@ mod tests {
         for r in apimachinery::resources::RESOURCES {
             assert!(find(r.group, r.version, r.kind).is_some(), "{r:?}");
         }
-    }
-
-    #[test]
-    fn round_trip_drops_unknown_fields() {
-        let k = find("", "v1", "ConfigMap").unwrap();
-        let out = (k.round_trip)(serde_json::json!({
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"},
-            "data": {"k": "v"}, "data2": {"x": "y"}
-        }))
-        .unwrap();
-        assert_eq!(out["data"]["k"], "v");
-        assert!(out.get("data2").is_none());
-        assert_eq!((k.schema_name)(), "io.k8s.api.core.v1.ConfigMap");
     }
 }

@@ -3,9 +3,8 @@
 //! decoding in k8s.io/apiserver/pkg/endpoints/handlers (create.go, update.go).
 //! Duplicates are found by walking the body's keys in document order.
 //!
-//! Objects stay JSON values, so unknown fields are found by comparing the request with
-//! its round trip through the kind's k8s-openapi type: whatever the request names and
-//! the round trip lost is a field the type does not have. Kinds without a type (custom
+//! Objects stay JSON values, so unknown fields are found by walking the request along
+//! its kind's shape ([`crate::schema`]); kinds without a k8s-openapi type (custom
 //! resources) are not checked here.
 
 use std::collections::HashMap;
@@ -13,9 +12,9 @@ use std::collections::HashMap;
 use apimachinery::errors::StatusError;
 use apimachinery::resources::ResourceInfo;
 use axum::http::{HeaderMap, HeaderValue, header};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::typed;
+use crate::schema::{self, Shapes};
 
 /// What the client asked the server to do about unknown fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,57 +41,12 @@ impl Directive {
 
 /// The unknown fields of `request` for `resource`'s kind, as upstream's JSON paths
 /// (`data2`, `spec.replica`, `spec.template.spec.containers[0].foo`), in the request's
-/// key order. A request the type cannot decode at all yields none: its errors are
-/// reported by validation instead.
+/// key order: what the kind's shape (k8s-openapi's schema) does not declare.
 pub fn unknown_fields(resource: &ResourceInfo, request: &Value) -> Vec<String> {
-    let Some(kind) = typed::find(resource.group, resource.version, resource.kind) else {
-        return Vec::new();
-    };
-    let Value::Object(fields) = request else {
-        return Vec::new();
-    };
-    // The URL names the kind, so a body may omit apiVersion and kind; k8s-openapi's
-    // decoder insists on them, and on metadata for kinds that have it.
-    let mut prepared = fields.clone();
-    prepared.insert("apiVersion".into(), Value::String(resource.api_version()));
-    prepared.insert("kind".into(), Value::String(resource.kind.to_owned()));
-    if prepared.get("metadata").is_none_or(Value::is_null) {
-        prepared.insert("metadata".into(), Value::Object(Map::new()));
-    }
-    let Ok(round_tripped) = (kind.round_trip)(Value::Object(prepared)) else {
-        return Vec::new();
-    };
-    let mut unknown = Vec::new();
-    lost_fields(request, &round_tripped, "", &mut unknown);
-    unknown
-}
-
-/// Paths in `request` that `typed` lacks. Nulls are skipped: a known field set to null
-/// also vanishes in the round trip (k8s-openapi writes no `None`).
-fn lost_fields(request: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
-    match (request, typed) {
-        (Value::Object(request), Value::Object(typed)) => {
-            for (key, value) in request {
-                if value.is_null() {
-                    continue;
-                }
-                let child = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                match typed.get(key) {
-                    Some(typed_value) => lost_fields(value, typed_value, &child, out),
-                    None => out.push(child),
-                }
-            }
-        }
-        (Value::Array(request), Value::Array(typed)) => {
-            for (i, (value, typed_value)) in request.iter().zip(typed).enumerate() {
-                lost_fields(value, typed_value, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
+    let shapes = Shapes::get();
+    match shapes.kind(resource.group, resource.version, resource.kind) {
+        Some(root) => schema::unknown_fields(shapes, root, request),
+        None => Vec::new(),
     }
 }
 
@@ -117,6 +71,11 @@ pub fn check(
     };
     let unknown: std::collections::HashSet<String> =
         unknown_fields(resource, &request).into_iter().collect();
+    // a parse keeps one value per key: as many keys in the body as in the value means
+    // no duplicates, and the path-by-path walk below is only needed when there is news
+    if unknown.is_empty() && key_count(body) == Some(value_key_count(&request)) {
+        return Ok(Vec::new());
+    }
     // Both kinds of problem in the order the body has them, as upstream's strict
     // decoder reports them: a duplicate where it repeats, an unknown field where it
     // first appears.
@@ -140,6 +99,70 @@ pub fn check(
         kind = resource.kind,
         version = resource.version,
     )))
+}
+
+/// How many keys the objects of a JSON document hold, repeated ones included.
+fn key_count(body: &[u8]) -> Option<usize> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    struct Counter<'a>(&'a mut usize);
+
+    impl<'de> DeserializeSeed<'de> for Counter<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Counter<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while map.next_key::<IgnoredAny>()?.is_some() {
+                *self.0 += 1;
+                map.next_value_seed(Counter(&mut *self.0))?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Counter(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+    }
+
+    let mut count = 0;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    Counter(&mut count).deserialize(&mut deserializer).ok()?;
+    Some(count)
+}
+
+/// How many keys the objects of a parsed value hold.
+fn value_key_count(value: &Value) -> usize {
+    match value {
+        Value::Object(object) => object.len() + object.values().map(value_key_count).sum::<usize>(),
+        Value::Array(items) => items.iter().map(value_key_count).sum(),
+        _ => 0,
+    }
 }
 
 /// Every key of a JSON document with its path (`spec.containers[0].name`), in document

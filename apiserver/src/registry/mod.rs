@@ -246,12 +246,49 @@ pub fn write_versioned(
 
 /// Encodes an object for storage: without resourceVersion, which is the store's revision.
 fn encode(object: &Value) -> Result<Bytes, StatusError> {
-    let mut object = object.clone();
-    meta::remove_meta(&mut object, "resourceVersion");
-    meta::remove_meta(&mut object, "selfLink");
-    serde_json::to_vec(&object)
+    serde_json::to_vec(&Stored(object))
         .map(Bytes::from)
         .map_err(StatusError::internal_error)
+}
+
+/// An object as stored: without `metadata.resourceVersion` (the store's revision says
+/// it) and `metadata.selfLink`; serialized in place, as cloning the object to drop two
+/// fields would cost a copy of every field.
+struct Stored<'a>(&'a Value);
+
+impl serde::Serialize for Stored<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(object) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(object.len()))?;
+        for (key, value) in object {
+            match (key.as_str(), value) {
+                ("metadata", Value::Object(metadata)) => {
+                    map.serialize_key(key)?;
+                    map.serialize_value(&StoredMetadata(metadata))?;
+                }
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+struct StoredMetadata<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for StoredMetadata<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.0 {
+            if key != "resourceVersion" && key != "selfLink" {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// Upstream's storage-error interpretation (`storeerr.Interpret*Error`).
@@ -627,7 +664,13 @@ impl Registry {
                 services::release(self.storage.as_ref(), &self.network, &claims).await;
             }
             match stored {
-                Ok(kv) => return decode(&kv),
+                // the object is what was stored, at the store's revision: no need to
+                // parse the stored bytes back
+                Ok(kv) => {
+                    meta::remove_meta(&mut object, "selfLink");
+                    meta::set_meta(&mut object, "resourceVersion", kv.mod_revision.to_string());
+                    return Ok(object);
+                }
                 Err(StorageError::AlreadyExists { .. }) if generated && attempt < attempts => {
                     continue;
                 }

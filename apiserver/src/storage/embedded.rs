@@ -290,9 +290,9 @@ fn init_or_check(conn: &Connection, path: &Path) -> Result<()> {
 }
 
 fn meta(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
-        r.get(0)
-    })
+    // every read asks for the head revision: the statement is parsed once per connection
+    conn.prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
 }
 
 fn key_string(bytes: Vec<u8>) -> rusqlite::Result<String> {

@@ -28,6 +28,9 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Interleaved rounds; each figure is the best of its rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// RoleBindings (and as many ClusterRoleBindings) of other users.
     #[arg(long, default_value_t = 1000)]
     bindings: usize,
@@ -35,13 +38,37 @@ struct Args {
 
 const NS: &str = "bench";
 
-fn pod(name: &str) -> Pod {
+/// The pod every run creates (under its own names).
+fn plain_pod() -> Pod {
     serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "metadata": {"labels": {"app": "bench"}},
         "spec": {"containers": [{"name": "app", "image": "registry.example/app:1.0",
                  "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]},
     }))
     .expect("a valid pod")
+}
+
+/// `template` named `name`.
+fn pod(template: &Pod, name: &str) -> Pod {
+    let mut pod = template.clone();
+    pod.metadata.name = Some(name.to_owned());
+    pod
+}
+
+/// The plain pod as the admission chain leaves it (service-account volume, tolerations,
+/// priority...), without what the registry sets: for the allow-all run that tells the
+/// cost of bigger pods from the cost of the secured path.
+async fn admitted_pod(secured: &kube::Client) -> Result<Pod> {
+    let api: Api<Pod> = Api::namespaced(secured.clone(), NS);
+    let created = api
+        .create(&PostParams::default(), &pod(&plain_pod(), "shape-probe"))
+        .await?;
+    let mut shape = plain_pod();
+    shape.spec = created.spec;
+    if let Some(spec) = shape.spec.as_mut() {
+        spec.node_name = None;
+    }
+    Ok(shape)
 }
 
 fn options(dir: &std::path::Path, name: &str) -> ServerOptions {
@@ -96,15 +123,24 @@ where
 }
 
 /// Creates and gets pods, returning (create, get).
-async fn run(client: kube::Client, args: &Args, prefix: &str) -> Result<(Figure, Figure)> {
+async fn run(
+    client: kube::Client,
+    template: &Pod,
+    args: &Args,
+    prefix: &str,
+) -> Result<(Figure, Figure)> {
     let pods: Api<Pod> = Api::namespaced(client, NS);
     let api = pods.clone();
     let prefix_owned = prefix.to_owned();
+    let template = std::sync::Arc::new(template.clone());
     let create = measure(args.concurrency, args.requests, move |i| {
-        let (api, prefix) = (api.clone(), prefix_owned.clone());
+        let (api, prefix, template) = (api.clone(), prefix_owned.clone(), template.clone());
         async move {
-            api.create(&PostParams::default(), &pod(&format!("{prefix}-{i}")))
-                .await?;
+            api.create(
+                &PostParams::default(),
+                &pod(&template, &format!("{prefix}-{i}")),
+            )
+            .await?;
             Ok(())
         }
     })
@@ -218,6 +254,8 @@ async fn main() -> Result<()> {
     // and the same without admission, to tell the two costs apart
     let (secured_client, stop_secured) = secured(dir.path(), &args, true).await?;
     let (rbac_client, stop_rbac) = secured(dir.path(), &args, false).await?;
+    let plain = plain_pod();
+    let admitted = admitted_pod(&secured_client).await?;
 
     println!(
         "{} requests per figure at c{}, {} RoleBindings + {} ClusterRoleBindings of other users",
@@ -225,15 +263,24 @@ async fn main() -> Result<()> {
     );
     let best = |a: Figure, b: Figure| if a.ops_per_sec >= b.ops_per_sec { a } else { b };
     let mut results: Vec<(&str, Figure, Figure)> = Vec::new();
-    // two interleaved rounds, the best of each kept, so machine noise falls on all alike
+    // interleaved rounds, the best of each kept, so machine noise falls on all alike
+    // the fourth, allow-all creating pods shaped as admission leaves them, tells the cost
+    // of the secured path from the cost of the bigger pods it makes
     let clients = [
-        ("allow-all", &open_client),
-        ("rbac-only", &rbac_client),
-        ("secured", &secured_client),
+        ("allow-all", &open_client, &plain),
+        ("rbac-only", &rbac_client, &plain),
+        ("secured", &secured_client, &plain),
+        ("allow-all+admitted-shape", &open_client, &admitted),
     ];
-    for round in 0..2 {
-        for (name, client) in clients {
-            let (create, get) = run((*client).clone(), &args, &format!("{name}-{round}")).await?;
+    for round in 0..args.rounds.max(1) {
+        for (name, client, template) in clients {
+            let (create, get) = run(
+                (*client).clone(),
+                template,
+                &args,
+                &format!("{}-{round}", name.replace('+', "-")),
+            )
+            .await?;
             match results.iter_mut().find(|r| r.0 == name) {
                 Some(r) => {
                     r.1 = best(r.1, create);
@@ -246,11 +293,11 @@ async fn main() -> Result<()> {
     let (open_create, open_get) = (results[0].1, results[0].2);
     for (name, create, get) in &results {
         println!(
-            "{name:<9} create {create}   {:.2}x of allow-all",
+            "{name:<24} create {create}   {:.2}x of allow-all",
             create.ops_per_sec / open_create.ops_per_sec.max(1e-9)
         );
         println!(
-            "{name:<9} get    {get}   {:.2}x of allow-all",
+            "{name:<24} get    {get}   {:.2}x of allow-all",
             get.ops_per_sec / open_get.ops_per_sec.max(1e-9)
         );
     }
