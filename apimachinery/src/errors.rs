@@ -540,6 +540,15 @@ impl StatusError {
         )
     }
 
+    /// 405 MethodNotAllowed with a message of the caller's (a CRD that is terminating
+    /// refuses creates of its custom resources this way).
+    pub fn method_not_supported_message(gr: &GroupResource, message: &str) -> Self {
+        Self(
+            Status::failure(405, StatusReason::MethodNotAllowed, message)
+                .with_details(details(gr, "")),
+        )
+    }
+
     /// 406 `only the following media types are accepted: a, b`, as upstream's content
     /// negotiation answers an unservable `Accept`.
     pub fn not_acceptable(accepted: &[&str]) -> Self {

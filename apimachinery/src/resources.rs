@@ -102,12 +102,12 @@ impl Subresource {
 }
 
 /// The `status` subresource: same kind as the parent, get/patch/update.
-const fn status(kind: &'static str) -> Subresource {
+pub const fn status(kind: &'static str) -> Subresource {
     Subresource::new("status", kind, GET_PATCH_UPDATE)
 }
 
 /// The `scale` subresource: an `autoscaling/v1` Scale, get/patch/update.
-const SCALE: Subresource =
+pub const SCALE: Subresource =
     Subresource::foreign("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE);
 
 /// One built-in resource in one group version.
@@ -136,6 +136,9 @@ pub struct ResourceInfo {
     /// Where objects live under the etcd root (`pods`, `services/specs`, `minions`...);
     /// `None` for virtual resources that are never stored (reviews, bindings).
     pub storage_prefix: Option<&'static str>,
+    /// Whether a CustomResourceDefinition defines the resource (the apiserver then
+    /// validates it against the CRD's schema instead of a built-in strategy).
+    pub custom: bool,
 }
 
 impl ResourceInfo {
@@ -162,6 +165,40 @@ impl ResourceInfo {
             verbs,
             subresources: &[],
             storage_prefix: Some(plural),
+            custom: false,
+        }
+    }
+
+    /// A custom resource of a CustomResourceDefinition (its strings leaked by the
+    /// caller, which keeps one entry per distinct definition): every verb, stored under
+    /// `<group>/<plural>` as upstream's apiextensions-apiserver stores them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn custom(
+        group: &'static str,
+        version: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+        singular: &'static str,
+        namespaced: bool,
+        short_names: &'static [&'static str],
+        categories: &'static [&'static str],
+        verbs: &'static [&'static str],
+        subresources: &'static [Subresource],
+        storage_prefix: &'static str,
+    ) -> Self {
+        Self {
+            group,
+            version,
+            kind,
+            plural,
+            singular,
+            short_names,
+            categories,
+            namespaced,
+            verbs,
+            subresources,
+            storage_prefix: Some(storage_prefix),
+            custom: true,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod certs;
+pub mod crd;
 pub mod http;
 pub mod options;
 pub mod registry;

@@ -150,6 +150,8 @@ impl Server {
                 .await
                 .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
         }
+        // CRDs become served custom resources once their names are accepted
+        crate::crd::controller::start(state.registry().clone());
         let compactor = storage::spawn_compactor(storage, DEFAULT_COMPACTION_INTERVAL);
         Ok(Server {
             listener,

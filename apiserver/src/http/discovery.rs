@@ -127,37 +127,11 @@ struct ServedGroupVersion {
 /// The served group versions from apimachinery's resource table: each resource followed
 /// by its subresources (`pods`, `pods/attach`, ..., `pods/status`), as upstream sorts them.
 fn served_group_versions() -> Vec<ServedGroupVersion> {
-    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     resources::group_versions()
         .map(|(group, version)| {
-            let mut listed = Vec::new();
-            for info in resources::resources_in(group, version) {
-                listed.push(ApiResource {
-                    name: info.plural.to_owned(),
-                    singular_name: info.singular.to_owned(),
-                    namespaced: info.namespaced,
-                    group: None,
-                    version: None,
-                    kind: info.kind.to_owned(),
-                    verbs: strings(info.verbs),
-                    short_names: strings(info.short_names),
-                    categories: strings(info.categories),
-                });
-                for sub in info.subresources {
-                    listed.push(ApiResource {
-                        name: format!("{}/{}", info.plural, sub.name),
-                        // upstream leaves subresources' singular name empty
-                        singular_name: String::new(),
-                        namespaced: info.namespaced,
-                        group: sub.kind_group_version.map(|(g, _)| g.to_owned()),
-                        version: sub.kind_group_version.map(|(_, v)| v.to_owned()),
-                        kind: sub.kind.to_owned(),
-                        verbs: strings(sub.verbs),
-                        short_names: Vec::new(),
-                        categories: Vec::new(),
-                    });
-                }
-            }
+            let listed = resources::resources_in(group, version)
+                .flat_map(api_resources)
+                .collect();
             ServedGroupVersion {
                 group: group.to_owned(),
                 version: version.to_owned(),
@@ -165,6 +139,113 @@ fn served_group_versions() -> Vec<ServedGroupVersion> {
             }
         })
         .collect()
+}
+
+/// A resource's discovery entries: itself, then its subresources (`pods`,
+/// `pods/attach`, ..., `pods/status`), as upstream sorts them.
+fn api_resources(info: &resources::ResourceInfo) -> Vec<ApiResource> {
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let mut listed = vec![ApiResource {
+        name: info.plural.to_owned(),
+        singular_name: info.singular.to_owned(),
+        namespaced: info.namespaced,
+        group: None,
+        version: None,
+        kind: info.kind.to_owned(),
+        verbs: strings(info.verbs),
+        short_names: strings(info.short_names),
+        categories: strings(info.categories),
+    }];
+    for sub in info.subresources {
+        listed.push(ApiResource {
+            name: format!("{}/{}", info.plural, sub.name),
+            // upstream leaves subresources' singular name empty
+            singular_name: String::new(),
+            namespaced: info.namespaced,
+            group: sub.kind_group_version.map(|(g, _)| g.to_owned()),
+            version: sub.kind_group_version.map(|(_, v)| v.to_owned()),
+            kind: sub.kind.to_owned(),
+            verbs: strings(sub.verbs),
+            short_names: Vec::new(),
+            categories: Vec::new(),
+        });
+    }
+    listed
+}
+
+/// The groups of the custom resources CRDs serve: each group's versions, preferred
+/// (highest, as upstream's kube-aware version order) first, each with its resources.
+fn custom_groups(
+    state: &AppState,
+) -> Vec<(String, Vec<(String, Vec<&'static resources::ResourceInfo>)>)> {
+    let mut groups: Vec<(String, Vec<(String, Vec<&'static resources::ResourceInfo>)>)> =
+        Vec::new();
+    for served in state.registry().custom().all() {
+        let info = served.info;
+        let group = match groups.iter_mut().find(|(g, _)| g == info.group) {
+            Some(group) => group,
+            None => {
+                groups.push((info.group.to_owned(), Vec::new()));
+                groups.last_mut().expect("just pushed")
+            }
+        };
+        match group.1.iter_mut().find(|(v, _)| v == info.version) {
+            Some(version) => version.1.push(info),
+            None => group.1.push((info.version.to_owned(), vec![info])),
+        }
+    }
+    for (_, versions) in &mut groups {
+        versions.sort_by(|a, b| version_order(&a.0, &b.0));
+    }
+    groups
+}
+
+/// Upstream's kube-aware version order: GA before beta before alpha, higher numbers
+/// first, anything else after them alphabetically (`v2`, `v1`, `v1beta2`, `v1alpha1`, `foo`).
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn rank(v: &str) -> Option<(u64, u8, u64)> {
+        let rest = v.strip_prefix('v')?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u64 = rest[..digits].parse().ok()?;
+        let tail = &rest[digits..];
+        if tail.is_empty() {
+            return Some((major, 2, 0));
+        }
+        let (stage, minor) = if let Some(m) = tail.strip_prefix("beta") {
+            (1, m)
+        } else if let Some(m) = tail.strip_prefix("alpha") {
+            (0, m)
+        } else {
+            return None;
+        };
+        Some((major, stage, minor.parse().ok()?))
+    }
+    match (rank(a), rank(b)) {
+        (Some(x), Some(y)) => y.1.cmp(&x.1).then(y.0.cmp(&x.0)).then(y.2.cmp(&x.2)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+fn custom_api_group(
+    name: &str,
+    versions: &[(String, Vec<&'static resources::ResourceInfo>)],
+) -> ApiGroup {
+    let entries: Vec<GroupVersionForDiscovery> = versions
+        .iter()
+        .map(|(v, _)| GroupVersionForDiscovery {
+            group_version: format!("{name}/{v}"),
+            version: v.clone(),
+        })
+        .collect();
+    ApiGroup {
+        name: name.to_owned(),
+        preferred_version: entries[0].clone(),
+        versions: entries,
+    }
 }
 
 /// Builds the documents. Group versions come in the table's order, which is
@@ -233,21 +314,52 @@ pub(super) async fn core_resources() -> Response {
     json(StatusCode::OK, &catalog().core)
 }
 
-pub(super) async fn group_list(headers: HeaderMap) -> Response {
+pub(super) async fn group_list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let custom = custom_groups(&state);
     if let Some(version) = aggregated_version(&headers) {
-        return aggregated(version, false);
+        if custom.is_empty() {
+            return aggregated(version, false);
+        }
+        let mut document = aggregated_document(version, false);
+        if let Some(items) = document["items"].as_array_mut() {
+            for (group, versions) in &custom {
+                let versions: Vec<Value> = versions
+                    .iter()
+                    .map(|(v, infos)| {
+                        let mut listed: Vec<Value> = infos
+                            .iter()
+                            .map(|info| resource_discovery(group, v, info))
+                            .collect();
+                        listed.sort_by(|a, b| a["resource"].as_str().cmp(&b["resource"].as_str()));
+                        json!({"version": v, "resources": listed, "freshness": "Current"})
+                    })
+                    .collect();
+                items.push(json!({
+                    "metadata": {"name": group, "creationTimestamp": null},
+                    "versions": versions,
+                }));
+            }
+        }
+        let body = serde_json::to_vec(&document).unwrap_or_default();
+        return aggregated_response(version, body);
     }
+    let mut groups = catalog().groups.clone();
+    groups.extend(
+        custom
+            .iter()
+            .map(|(name, versions)| custom_api_group(name, versions)),
+    );
     json(
         StatusCode::OK,
         &ApiGroupList {
             kind: "APIGroupList",
             api_version: "v1",
-            groups: &catalog().groups,
+            groups: &groups,
         },
     )
 }
 
-pub(super) async fn group(Path(group): Path<String>) -> Response {
+pub(super) async fn group(State(state): State<AppState>, Path(group): Path<String>) -> Response {
     #[derive(Serialize)]
     struct Document<'a> {
         kind: &'static str,
@@ -256,7 +368,16 @@ pub(super) async fn group(Path(group): Path<String>) -> Response {
         #[serde(flatten)]
         group: &'a ApiGroup,
     }
-    match catalog().groups.iter().find(|g| g.name == group) {
+    let custom = custom_groups(&state)
+        .into_iter()
+        .find(|(name, _)| *name == group)
+        .map(|(name, versions)| custom_api_group(&name, &versions));
+    match catalog()
+        .groups
+        .iter()
+        .find(|g| g.name == group)
+        .or(custom.as_ref())
+    {
         Some(group) => json(
             StatusCode::OK,
             &Document {
@@ -269,16 +390,38 @@ pub(super) async fn group(Path(group): Path<String>) -> Response {
     }
 }
 
-pub(super) async fn group_resources(Path((group, version)): Path<(String, String)>) -> Response {
+pub(super) async fn group_resources(
+    State(state): State<AppState>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
     let group_version = format!("{group}/{version}");
-    match catalog()
+    if let Some(list) = catalog()
         .group_versions
         .iter()
         .find(|list| list.group_version == group_version)
     {
-        Some(list) => json(StatusCode::OK, list),
-        None => not_found(),
+        return json(StatusCode::OK, list);
     }
+    let custom: Vec<ApiResource> = state
+        .registry()
+        .custom()
+        .all()
+        .iter()
+        .filter(|s| s.info.group == group && s.info.version == version)
+        .flat_map(|s| api_resources(s.info))
+        .collect();
+    if custom.is_empty() {
+        return not_found();
+    }
+    json(
+        StatusCode::OK,
+        &ApiResourceList {
+            kind: "APIResourceList",
+            api_version: "v1",
+            group_version,
+            resources: custom,
+        },
+    )
 }
 
 /// The aggregated discovery version (`v2` or `v2beta1`) the client prefers, or `None`
@@ -385,27 +528,32 @@ fn aggregated_document(version: &str, core: bool) -> Value {
 
 /// An aggregated discovery answer, serialized once per (version, core) pair.
 fn aggregated(version: &'static str, core: bool) -> Response {
-    static DOCUMENTS: OnceLock<Vec<(&'static str, bool, Vec<u8>, String)>> = OnceLock::new();
+    static DOCUMENTS: OnceLock<Vec<(&'static str, bool, Vec<u8>)>> = OnceLock::new();
     let documents = DOCUMENTS.get_or_init(|| {
         let mut documents = Vec::new();
         for version in ["v2", "v2beta1"] {
             for core in [true, false] {
                 let body =
                     serde_json::to_vec(&aggregated_document(version, core)).unwrap_or_default();
-                // Upstream's ETag is a hash of the document; any stable digest will do.
-                let etag = format!("\"{:016X}\"", fnv1a(&body));
-                documents.push((version, core, body, etag));
+                documents.push((version, core, body));
             }
         }
         documents
     });
-    let Some((_, _, body, etag)) = documents
+    let Some((_, _, body)) = documents
         .iter()
-        .find(|(v, c, _, _)| *v == version && *c == core)
+        .find(|(v, c, _)| *v == version && *c == core)
     else {
         return not_found();
     };
-    let mut response = (StatusCode::OK, body.clone()).into_response();
+    aggregated_response(version, body.clone())
+}
+
+/// An aggregated discovery document as the answer, with its ETag.
+fn aggregated_response(version: &str, body: Vec<u8>) -> Response {
+    // Upstream's ETag is a hash of the document; any stable digest will do.
+    let etag = format!("\"{:016X}\"", fnv1a(&body));
+    let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     if let Ok(content_type) = HeaderValue::from_str(&format!(
         "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
@@ -413,7 +561,7 @@ fn aggregated(version: &'static str, core: bool) -> Response {
         headers.insert(header::CONTENT_TYPE, content_type);
     }
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
-    if let Ok(etag) = HeaderValue::from_str(etag) {
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, etag);
     }
     response

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use apimachinery::errors::{FieldError, StatusError};
 use apimachinery::protobuf;
-use apimachinery::resources::{self, GroupKind, GroupResource, ResourceInfo};
+use apimachinery::resources::{GroupKind, GroupResource, ResourceInfo};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
@@ -133,7 +133,10 @@ async fn handle(
     let Some(target) = parse_target(rest) else {
         return not_found();
     };
-    let Some(resource) = resources::find(group, version, target.resource) else {
+    let Some(resource) = state
+        .registry()
+        .find_resource(group, version, target.resource)
+    else {
         return not_found();
     };
     // A namespaced resource is reached inside a namespace (or listed across all of
@@ -269,7 +272,13 @@ async fn handle(
         kind: resource.kind,
     };
     // fieldValidation=Strict refuses unknown fields, Warn (the default) reports them
-    let warnings = match crate::registry::field_validation::check(resource, verb, &params, &body) {
+    let warnings = match crate::registry::field_validation::check(
+        resource,
+        state.registry().custom(),
+        verb,
+        &params,
+        &body,
+    ) {
         Ok(warnings) => warnings,
         Err(e) => return error(e),
     };

@@ -11,7 +11,7 @@ use apimachinery::errors::StatusError;
 use apimachinery::resources::ResourceInfo;
 use serde_json::Value;
 
-use super::{Registry, decode, encode, invalid, key, meta, storage_error, strategy};
+use super::{Registry, decode, encode, invalid, key, meta, storage_error};
 use crate::auth::admission::{Attributes, Chain, Operation};
 use crate::auth::filter::{RequestContext, current_request};
 use crate::storage::{Preconditions, StorageError};
@@ -133,7 +133,7 @@ impl Registry {
             admission
                 .mutate(Operation::Update, &mut updated, Some(&current), dry_run)
                 .await?;
-            let errors = strategy::validate_update(resource, &updated, &current);
+            let errors = self.validate_changed(resource, &mut updated, &current);
             if !errors.is_empty() {
                 return Err(invalid(resource, name, &errors));
             }

@@ -182,6 +182,15 @@ fn mark(resource: &ResourceInfo, object: &mut Value, grace: i64, options: &Delet
     {
         map.insert("status".into(), json!({"phase": "Terminating"}));
     }
+    if is_crd(resource) {
+        crate::crd::strategy::mark_for_deletion(object);
+    }
+}
+
+/// CustomResourceDefinitions: their first DELETE only starts the cleanup of their
+/// custom resources (upstream's CRD REST `Delete`).
+fn is_crd(resource: &ResourceInfo) -> bool {
+    resource.group == "apiextensions.k8s.io" && resource.plural == "customresourcedefinitions"
 }
 
 /// Decides what deleting `current` does, as `rest.BeforeDelete`; `grace` is what the
@@ -207,7 +216,7 @@ fn plan(resource: &ResourceInfo, current: &Value, options: &DeleteOptions) -> (P
     }
     let grace = grace_period(resource, current, options.grace_period_seconds);
     let graceful = grace.is_some_and(|g| g > 0);
-    if graceful || has_finalizers || adds_finalizer || is_namespace {
+    if graceful || has_finalizers || adds_finalizer || is_namespace || is_crd(resource) {
         (Plan::Mark, grace.unwrap_or(0))
     } else {
         (Plan::Remove, 0)

@@ -14,6 +14,7 @@ use apimachinery::resources::ResourceInfo;
 use axum::http::{HeaderMap, HeaderValue, header};
 use serde_json::Value;
 
+use crate::crd::CustomResources;
 use crate::schema::{self, Shapes};
 
 /// What the client asked the server to do about unknown fields.
@@ -43,6 +44,18 @@ impl Directive {
 /// (`data2`, `spec.replica`, `spec.template.spec.containers[0].foo`), in the request's
 /// key order: what the kind's shape (k8s-openapi's schema) does not declare.
 pub fn unknown_fields(resource: &ResourceInfo, request: &Value) -> Vec<String> {
+    unknown_fields_of(resource, request, None)
+}
+
+/// [`unknown_fields`], for custom resources too: what their CRD's schema prunes.
+fn unknown_fields_of(
+    resource: &ResourceInfo,
+    request: &Value,
+    custom: Option<&CustomResources>,
+) -> Vec<String> {
+    if resource.custom {
+        return custom.map_or_else(Vec::new, |c| c.unknown_fields(resource, request));
+    }
     let shapes = Shapes::get();
     match shapes.kind(resource.group, resource.version, resource.kind) {
         Some(root) => schema::unknown_fields(shapes, root, request),
@@ -54,6 +67,7 @@ pub fn unknown_fields(resource: &ResourceInfo, request: &Value) -> Vec<String> {
 /// `Strict`, `Ok` carries the warnings to send for `Warn` (empty otherwise).
 pub fn check(
     resource: &ResourceInfo,
+    custom: &CustomResources,
     verb: &str,
     params: &HashMap<String, String>,
     body: &[u8],
@@ -70,7 +84,9 @@ pub fn check(
         return Ok(Vec::new());
     };
     let unknown: std::collections::HashSet<String> =
-        unknown_fields(resource, &request).into_iter().collect();
+        unknown_fields_of(resource, &request, Some(custom))
+            .into_iter()
+            .collect();
     // a parse keeps one value per key: as many keys in the body as in the value means
     // no duplicates, and the path-by-path walk below is only needed when there is news
     if unknown.is_empty() && key_count(body) == Some(value_key_count(&request)) {
@@ -302,7 +318,14 @@ mod tests {
         let body =
             br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data2":{"a":"b"}}"#;
         let params = HashMap::from([("fieldValidation".to_owned(), "Strict".to_owned())]);
-        let err = check(configmaps(), "create", &params, body).unwrap_err();
+        let err = check(
+            configmaps(),
+            &CustomResources::default(),
+            "create",
+            &params,
+            body,
+        )
+        .unwrap_err();
         assert_eq!(err.0.code, 400);
         assert_eq!(
             err.0.message,
@@ -313,7 +336,14 @@ mod tests {
     #[test]
     fn warn_is_the_default_and_ignore_is_silent() {
         let body = br#"{"metadata":{"name":"a"},"data":{"k":"v"},"data2":{}}"#;
-        let warnings = check(configmaps(), "update", &HashMap::new(), body).unwrap();
+        let warnings = check(
+            configmaps(),
+            &CustomResources::default(),
+            "update",
+            &HashMap::new(),
+            body,
+        )
+        .unwrap();
         assert_eq!(warnings, ["unknown field \"data2\""]);
         let mut headers = HeaderMap::new();
         add_warnings(&mut headers, &warnings);
@@ -323,9 +353,15 @@ mod tests {
         );
         let ignore = HashMap::from([("fieldValidation".to_owned(), "Ignore".to_owned())]);
         assert!(
-            check(configmaps(), "create", &ignore, body)
-                .unwrap()
-                .is_empty()
+            check(
+                configmaps(),
+                &CustomResources::default(),
+                "create",
+                &ignore,
+                body
+            )
+            .unwrap()
+            .is_empty()
         );
     }
 
@@ -338,7 +374,14 @@ mod tests {
             "spec":{"unknown1":1,"paused":false,"paused":true,"selector":{"matchLabels":{"a":"b"}},
             "template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i","unknownNested":1,"imagePullPolicy":"Always","imagePullPolicy":"Never"}]}}}}"#;
         let params = HashMap::from([("fieldValidation".to_owned(), "Strict".to_owned())]);
-        let err = check(deployments, "create", &params, body).unwrap_err();
+        let err = check(
+            deployments,
+            &CustomResources::default(),
+            "create",
+            &params,
+            body,
+        )
+        .unwrap_err();
         assert_eq!(
             err.0.message,
             r#"Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: duplicate field "metadata.name", unknown field "metadata.unknownMeta", unknown field "spec.unknown1", duplicate field "spec.paused", unknown field "spec.template.spec.containers[0].unknownNested", duplicate field "spec.template.spec.containers[0].imagePullPolicy""#
@@ -351,9 +394,15 @@ mod tests {
         let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"x":"y"}},"data":{"k":"v"},"binaryData":{"b":"aGk="},"immutable":false}"#;
         let params = HashMap::from([("fieldValidation".to_owned(), "Strict".to_owned())]);
         assert!(
-            check(configmaps(), "create", &params, body)
-                .unwrap()
-                .is_empty()
+            check(
+                configmaps(),
+                &CustomResources::default(),
+                "create",
+                &params,
+                body
+            )
+            .unwrap()
+            .is_empty()
         );
     }
 }

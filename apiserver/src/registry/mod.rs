@@ -125,6 +125,8 @@ pub struct Registry {
     cache: Option<Arc<WatchCache>>,
     /// The admission chain writes made for a request pass (see [`admit`]).
     admission: Option<Arc<crate::auth::admission::Chain>>,
+    /// The custom resources CRDs define, served beside the built-in table.
+    custom: Arc<crate::crd::CustomResources>,
 }
 
 /// The storage key prefix of `resource`, optionally within one namespace (ending in `/`).
@@ -398,7 +400,51 @@ impl Registry {
             network,
             cache: None,
             admission: None,
+            custom: Arc::default(),
         }
+    }
+
+    /// The custom resources this registry serves (filled by [`crate::crd::controller`]).
+    pub fn custom(&self) -> &crate::crd::CustomResources {
+        &self.custom
+    }
+
+    /// The resource a request path names: a built-in one, else a custom resource a CRD
+    /// serves.
+    pub fn find_resource(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<&'static ResourceInfo> {
+        resources::find(group, version, plural)
+            .or_else(|| self.custom.find(group, version, plural).map(|s| s.info))
+    }
+
+    /// Validation of a new object: the kind's rules, and a custom resource's schema.
+    fn validate_new(&self, resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
+        let mut errors = strategy::validate(resource, object);
+        if resource.custom {
+            errors.extend(self.custom.validate(resource, object));
+        }
+        errors
+    }
+
+    /// Validation of an update, after a custom resource's schema defaults and pruning.
+    pub(crate) fn validate_changed(
+        &self,
+        resource: &ResourceInfo,
+        updated: &mut Value,
+        current: &Value,
+    ) -> Vec<FieldError> {
+        if resource.custom {
+            self.custom.prepare(resource, updated);
+        }
+        let mut errors = strategy::validate_update(resource, updated, current);
+        if resource.custom {
+            errors.extend(self.custom.validate(resource, updated));
+        }
+        errors
     }
 
     /// The same registry passing writes made for requests through `chain`.
@@ -627,6 +673,15 @@ impl Registry {
         meta::set_meta(&mut object, "uid", meta::new_uid());
         meta::set_meta(&mut object, "creationTimestamp", meta::now_rfc3339());
         strategy::prepare_for_create(resource, &mut object);
+        if resource.custom {
+            if self.custom.of(resource).is_some_and(|s| s.terminating) {
+                return Err(StatusError::method_not_supported_message(
+                    &resource.group_resource(),
+                    "create not allowed while custom resource definition is terminating",
+                ));
+            }
+            self.custom.prepare(resource, &mut object);
+        }
         let admission = self.admission_for(resource);
         if let Some(admission) = &admission {
             admission
@@ -641,7 +696,7 @@ impl Registry {
                 meta::set_meta(&mut object, "name", meta::generate_name(&generate));
             }
             strategy::prepare_named(resource, &mut object);
-            let errors = strategy::validate(resource, &object);
+            let errors = self.validate_new(resource, &object);
             let name = meta::name(&object).to_owned();
             if !errors.is_empty() {
                 return Err(invalid(resource, &name, &errors));
@@ -838,8 +893,8 @@ impl Registry {
         let key = key(resource, namespace, name)?;
         let compute = |kv: &KeyValue| -> Result<Value, StatusError> {
             let current = decode(kv)?;
-            let updated = transform(&current)?;
-            let errors = strategy::validate_update(resource, &updated, &current);
+            let mut updated = transform(&current)?;
+            let errors = self.validate_changed(resource, &mut updated, &current);
             if !errors.is_empty() {
                 return Err(invalid(resource, name, &errors));
             }

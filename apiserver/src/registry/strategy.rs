@@ -37,7 +37,15 @@ const GENERATION_KINDS: &[&str] = &[
 ];
 
 fn tracks_generation(resource: &ResourceInfo) -> bool {
-    GENERATION_KINDS.contains(&resource.kind)
+    resource.custom || GENERATION_KINDS.contains(&resource.kind)
+}
+
+fn is_crd(resource: &ResourceInfo) -> bool {
+    is(
+        resource,
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+    )
 }
 
 fn has_status(resource: &ResourceInfo) -> bool {
@@ -132,6 +140,8 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
             // Upstream's SetDefaults_NodeStatus: allocatable defaults to capacity.
             status.insert("allocatable".into(), capacity);
         }
+    } else if is_crd(resource) {
+        crate::crd::strategy::prepare_for_create(object);
     } else if has_status(resource) {
         // A client may not set status on create; the controllers report it.
         map.remove("status");
@@ -206,6 +216,9 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
         errors.extend(validate_config_keys(object));
     }
     errors.extend(super::validation::validate(resource, object));
+    if is_crd(resource) {
+        errors.extend(crate::crd::strategy::validate(object));
+    }
     errors
 }
 
@@ -267,6 +280,9 @@ fn validate_config_keys(object: &Value) -> Vec<FieldError> {
 pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec<FieldError> {
     let mut errors = validate(resource, new);
     errors.extend(super::validation::validate_update(resource, new, old));
+    if is_crd(resource) {
+        errors.extend(crate::crd::strategy::validate_update_only(new, old));
+    }
     if old.get("immutable") == Some(&Value::Bool(true))
         && (is(resource, "", "configmaps") || is(resource, "", "secrets"))
     {
@@ -344,6 +360,9 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
             Some(value) => meta::set_meta(&mut updated, field, value.clone()),
             None => meta::remove_meta(&mut updated, field),
         }
+    }
+    if part == Part::Main && is_crd(resource) {
+        crate::crd::strategy::prepare_for_update(&mut updated);
     }
     if part == Part::Main && tracks_generation(resource) && spec_changed(current, &updated) {
         let generation = current

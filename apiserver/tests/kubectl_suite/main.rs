@@ -6,6 +6,7 @@
 //! format and list option, watch, apply, diff, server-side dry run, wait, explain and
 //! scale. Each test is one (store, kubectl) pair running every step in order.
 
+mod crds;
 mod harness;
 
 use std::io::{BufRead, BufReader};
@@ -36,6 +37,25 @@ async fn suite(store: Store, kubectl_name: &'static str) {
     if let Some(etcd) = &server.etcd {
         objects_live_in_etcd_under_upstream_keys(etcd).await;
     }
+}
+
+/// CRDs and their custom resources, on each store with the kubectl on PATH.
+async fn custom_resources(store: Store) {
+    let server = Server::start(store).await;
+    let kubectl = Kubectl::new("kubectl", &server.kubeconfig);
+    tokio::task::spawn_blocking(move || crds::custom_resources(&kubectl))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resources_on_the_embedded_store() {
+    custom_resources(Store::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resources_on_etcd() {
+    custom_resources(Store::Etcd).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

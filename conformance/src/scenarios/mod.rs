@@ -3,6 +3,7 @@
 mod auth;
 mod chunking;
 mod configmap;
+mod custom_resource_definition;
 mod discovery;
 mod field_validation;
 mod namespaces;
@@ -42,6 +43,14 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         codename: "[sig-api-machinery] FieldValidation should detect unknown metadata fields of a typed object [Conformance]",
         run: field_validation::unknown_metadata_fields,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourceDefinition resources [Privileged:ClusterAdmin] Simple CustomResourceDefinition creating/deleting custom resource definition objects works [Conformance]",
+        run: custom_resource_definition::create_and_delete,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourceDefinition resources [Privileged:ClusterAdmin] should include custom resource definition resources in discovery documents [Conformance]",
+        run: custom_resource_definition::in_discovery,
     },
     Scenario {
         codename: "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",

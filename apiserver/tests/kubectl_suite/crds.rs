@@ -1,0 +1,211 @@
+//! CustomResourceDefinitions through stock kubectl: a CRD applied, Established, its
+//! custom resources created, defaulted, pruned and validated against its schema,
+//! reached by short name and category, and deleted with the CRD.
+
+use std::time::{Duration, Instant};
+
+use super::harness::Kubectl;
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: crontabs.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names:
+    plural: crontabs
+    kind: CronTab
+    shortNames: [ct]
+    categories: [all]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [cronSpec]
+            properties:
+              cronSpec:
+                type: string
+              image:
+                type: string
+              replicas:
+                type: integer
+                minimum: 1
+                maximum: 10
+                default: 1
+          status:
+            type: object
+            properties:
+              phase:
+                type: string
+"#;
+
+fn crontab(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: {name}\nspec:\n{spec}\n"
+    )
+}
+
+/// Waits until `condition` holds for `what`, or fails the test after 30 s.
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn custom_resources(kubectl: &Kubectl) {
+    let out = kubectl.ok_with(&["apply", "-f", "-"], CRD);
+    assert!(
+        out.contains(
+            "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"
+        ),
+        "{out}"
+    );
+    kubectl.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/crontabs.stable.example.com",
+        "--timeout=30s",
+    ]);
+    assert_eq!(
+        kubectl.jsonpath(
+            &["crd", "crontabs.stable.example.com"],
+            "{.status.acceptedNames.kind} {.status.storedVersions} {.spec.names.listKind}"
+        ),
+        "CronTab [\"v1\"] CronTabList"
+    );
+    // discovery may take a moment to show the new group to kubectl's cache
+    eventually("the crontabs resource in discovery", || {
+        kubectl
+            .run(&["api-resources", "--api-group=stable.example.com"])
+            .stdout
+            .windows(8)
+            .any(|w| w == b"crontabs")
+    });
+
+    let out = kubectl.ok_with(
+        &["apply", "-f", "-"],
+        &crontab("nightly", "  cronSpec: \"0 0 * * *\"\n  image: backup:1"),
+    );
+    assert!(
+        out.contains("crontab.stable.example.com/nightly created"),
+        "{out}"
+    );
+    // the schema's default
+    assert_eq!(
+        kubectl.jsonpath(&["ct", "nightly"], "{.spec.replicas}"),
+        "1"
+    );
+    assert_eq!(
+        kubectl.jsonpath(
+            &["crontabs.stable.example.com", "nightly"],
+            "{.metadata.generation}"
+        ),
+        "1"
+    );
+    let names = kubectl.ok(&["get", "all", "-o", "name"]);
+    assert!(
+        names.contains("crontab.stable.example.com/nightly"),
+        "{names}"
+    );
+
+    // validation against the schema, with upstream's message
+    let err = kubectl.fails(
+        &["apply", "-f", "-"],
+        &crontab("too-many", "  cronSpec: \"* * * * *\"\n  replicas: 20"),
+    );
+    assert!(
+        err.contains("spec.replicas: Invalid value: 20: spec.replicas in body should be less than or equal to 10"),
+        "{err}"
+    );
+    let err = kubectl.fails(&["apply", "-f", "-"], &crontab("no-spec", "  image: x"));
+    assert!(err.contains("spec.cronSpec: Required value"), "{err}");
+
+    // unknown fields: refused by kubectl's Strict, pruned when validation is off
+    let err = kubectl.fails(
+        &["create", "-f", "-"],
+        &crontab("extra", "  cronSpec: \"* * * * *\"\n  extra: 1"),
+    );
+    assert!(err.contains("unknown field \"spec.extra\""), "{err}");
+    kubectl.ok_with(
+        &["create", "--validate=false", "-f", "-"],
+        &crontab("extra", "  cronSpec: \"* * * * *\"\n  extra: 1"),
+    );
+    assert_eq!(
+        kubectl.jsonpath(&["ct", "extra"], "{.spec}"),
+        "{\"cronSpec\":\"* * * * *\",\"replicas\":1}"
+    );
+
+    // the status subresource: status is not set through the main resource
+    kubectl.ok(&[
+        "patch",
+        "ct",
+        "nightly",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running"}}"#,
+    ]);
+    assert_eq!(kubectl.jsonpath(&["ct", "nightly"], "{.status.phase}"), "");
+    kubectl.ok(&[
+        "patch",
+        "ct",
+        "nightly",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running"}}"#,
+    ]);
+    assert_eq!(
+        kubectl.jsonpath(&["ct", "nightly"], "{.status.phase}"),
+        "Running"
+    );
+    kubectl.ok(&[
+        "patch",
+        "ct",
+        "nightly",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":3}}"#,
+    ]);
+    assert_eq!(
+        kubectl.jsonpath(&["ct", "nightly"], "{.metadata.generation}"),
+        "2"
+    );
+
+    // deleting the CRD deletes its custom resources; re-creating it starts empty
+    kubectl.ok(&[
+        "delete",
+        "crd",
+        "crontabs.stable.example.com",
+        "--timeout=60s",
+    ]);
+    eventually("the CRD to be gone", || {
+        !kubectl
+            .run(&["get", "crd", "crontabs.stable.example.com"])
+            .status
+            .success()
+    });
+    kubectl.ok_with(&["apply", "-f", "-"], CRD);
+    kubectl.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/crontabs.stable.example.com",
+        "--timeout=30s",
+    ]);
+    eventually("an empty crontab list", || {
+        let out = kubectl.run(&["get", "crontabs.stable.example.com", "-o", "name"]);
+        out.status.success() && out.stdout.is_empty()
+    });
+    kubectl.ok(&["delete", "crd", "crontabs.stable.example.com"]);
+}
