@@ -10,7 +10,7 @@
 //! - Requests for a custom resource find it in that table and go through the same
 //!   generic registry as built-in kinds; [`CustomResources::prepare`] and
 //!   [`CustomResources::validate`] add the CRD's schema: defaulting, pruning and
-//!   validation ([`schema_validation`]).
+//!   validation ([`schema_validation`]), and its CEL rules ([`cel_rules`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,6 +19,7 @@ use apimachinery::errors::FieldError;
 use apimachinery::resources::{self, ResourceInfo, Subresource};
 use serde_json::Value;
 
+pub mod cel_rules;
 pub mod controller;
 pub mod schema_validation;
 pub mod strategy;
@@ -155,15 +156,27 @@ impl CustomResources {
         }
     }
 
-    /// The schema's errors for a custom resource.
-    pub fn validate(&self, info: &ResourceInfo, object: &Value) -> Vec<FieldError> {
+    /// The schema's errors for a custom resource: its OpenAPI keywords, then, when
+    /// those hold, its CEL rules (`old` is the object before an update, for the
+    /// transition rules).
+    pub fn validate(
+        &self,
+        info: &ResourceInfo,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Vec<FieldError> {
         let Some(served) = self.of(info) else {
             return Vec::new();
         };
-        match &served.schema {
-            Some(schema) => schema_validation::validate(schema, object),
-            None => Vec::new(),
+        let Some(schema) = &served.schema else {
+            return Vec::new();
+        };
+        let errors = schema_validation::validate(schema, object);
+        if !errors.is_empty() {
+            // upstream runs no rule over values of the wrong shape
+            return errors;
         }
+        cel_rules::validate(schema, object, old)
     }
 }
 

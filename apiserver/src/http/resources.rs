@@ -283,6 +283,12 @@ async fn handle(
         Err(e) => return error(e),
     };
     let registry = state.registry();
+    // a custom resource prints its CRD version's columns
+    let served = resource
+        .custom
+        .then(|| registry.custom().of(resource))
+        .flatten();
+    let columns = served.as_ref().map(|s| s.printer_columns.as_slice());
     let dry_run = params.get("dryRun").is_some_and(|d| d == "All");
     let result = match verb {
         "get" => registry
@@ -309,11 +315,11 @@ async fn handle(
                 .list(resource, target.namespace, &list_params)
                 .await
             {
-                Ok(list) => return respond_list(resource, list, &params, output),
+                Ok(list) => return respond_list(resource, columns, list, &params, output),
                 Err(e) => Err(e),
             }
         }
-        "watch" => return watch(registry, resource, &target, &params, output).await,
+        "watch" => return watch(registry, resource, columns, &target, &params, output).await,
         "create" => match decode_request(headers, &body, defaults) {
             Ok(object) => registry
                 .create(resource, target.namespace, object, dry_run)
@@ -378,7 +384,7 @@ async fn handle(
                 )
                 .await
             {
-                Ok(list) => return respond_list(resource, list, &params, output),
+                Ok(list) => return respond_list(resource, columns, list, &params, output),
                 Err(e) => Err(e),
             }
         }
@@ -388,7 +394,7 @@ async fn handle(
         )),
     };
     let mut response = match result {
-        Ok((code, object)) => respond_object(resource, code, object, &params, output),
+        Ok((code, object)) => respond_object(resource, columns, code, object, &params, output),
         Err(e) => error(e),
     };
     crate::registry::field_validation::add_warnings(response.headers_mut(), &warnings);
@@ -841,9 +847,28 @@ fn encoded_response(code: StatusCode, value: &Value, output: Output, list: bool)
     }
 }
 
+/// A Table of built-in objects, or of custom resources with their CRD version's
+/// printer `columns`.
+fn any_table(
+    resource: &ResourceInfo,
+    columns: Option<&[Value]>,
+    objects: &[Value],
+    metadata: Value,
+    include: &str,
+    headers: bool,
+) -> Value {
+    match columns {
+        Some(columns) => {
+            table::custom::table(resource, columns, objects, metadata, include, headers)
+        }
+        None => table::table(resource, objects, metadata, include, headers),
+    }
+}
+
 /// A Table of `objects`, in the meta.k8s.io version the client asked for.
 fn table_of(
     resource: &ResourceInfo,
+    columns: Option<&[Value]>,
     objects: &[Value],
     metadata: Value,
     params: &HashMap<String, String>,
@@ -852,13 +877,14 @@ fn table_of(
     let include = params
         .get("includeObject")
         .map_or("Metadata", String::as_str);
-    let mut table = table::table(resource, objects, metadata, include, true);
+    let mut table = any_table(resource, columns, objects, metadata, include, true);
     table["apiVersion"] = Value::String(output.meta_api_version());
     table
 }
 
 fn respond_object(
     resource: &ResourceInfo,
+    columns: Option<&[Value]>,
     code: StatusCode,
     object: Value,
     params: &HashMap<String, String>,
@@ -871,6 +897,7 @@ fn respond_object(
             let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
             table_of(
                 resource,
+                columns,
                 std::slice::from_ref(&object),
                 metadata,
                 params,
@@ -883,6 +910,7 @@ fn respond_object(
 
 fn respond_list(
     resource: &ResourceInfo,
+    columns: Option<&[Value]>,
     mut list: Value,
     params: &HashMap<String, String>,
     output: Output,
@@ -893,7 +921,14 @@ fn respond_list(
         Form::Table => {
             let items = list["items"].take();
             let items = items.as_array().map(Vec::as_slice).unwrap_or(&[]);
-            table_of(resource, items, list["metadata"].take(), params, output)
+            table_of(
+                resource,
+                columns,
+                items,
+                list["metadata"].take(),
+                params,
+                output,
+            )
         }
     };
     encoded_response(StatusCode::OK, &shaped, output, true)
@@ -903,6 +938,7 @@ fn respond_list(
 async fn watch(
     registry: &Registry,
     resource: &'static ResourceInfo,
+    columns: Option<&[Value]>,
     target: &Target<'_>,
     params: &HashMap<String, String>,
     output: Output,
@@ -975,11 +1011,13 @@ async fn watch(
         .unwrap_or(1800);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
     let mut first = true;
+    let columns: Option<Vec<Value>> = columns.map(<[Value]>::to_vec);
     let lines = stream
         .take_until(tokio::time::sleep_until(deadline))
         .filter_map(move |event| {
             let line = event_line(
                 resource,
+                columns.as_deref(),
                 &selectors,
                 event,
                 form,
@@ -1012,6 +1050,7 @@ async fn watch(
 /// decoded objects, the plain JSON line) is computed once per event and shared.
 fn event_line(
     resource: &ResourceInfo,
+    columns: Option<&[Value]>,
     selectors: &Selectors,
     event: Result<Arc<CachedEvent>, crate::storage::StorageError>,
     form: Form,
@@ -1074,8 +1113,9 @@ fn event_line(
     }
     if form == Form::Table {
         let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
-        let mut table = table::table(
+        let mut table = any_table(
             resource,
+            columns,
             std::slice::from_ref(&*object),
             metadata,
             include,

@@ -425,7 +425,7 @@ impl Registry {
     fn validate_new(&self, resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
         let mut errors = strategy::validate(resource, object);
         if resource.custom {
-            errors.extend(self.custom.validate(resource, object));
+            errors.extend(self.custom.validate(resource, object, None));
         }
         errors
     }
@@ -442,7 +442,7 @@ impl Registry {
         }
         let mut errors = strategy::validate_update(resource, updated, current);
         if resource.custom {
-            errors.extend(self.custom.validate(resource, updated));
+            errors.extend(self.custom.validate(resource, updated, Some(current)));
         }
         errors
     }

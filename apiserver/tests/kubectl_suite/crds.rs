@@ -25,6 +25,19 @@ spec:
     storage: true
     subresources:
       status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+    additionalPrinterColumns:
+    - name: Spec
+      type: string
+      jsonPath: .spec.cronSpec
+    - name: Replicas
+      type: integer
+      jsonPath: .spec.replicas
+    - name: Age
+      type: date
+      jsonPath: .metadata.creationTimestamp
     schema:
       openAPIV3Schema:
         type: object
@@ -32,6 +45,11 @@ spec:
           spec:
             type: object
             required: [cronSpec]
+            x-kubernetes-validations:
+            - rule: "!has(self.image) || self.image != 'forbidden'"
+              message: image may not be forbidden
+            - rule: self.cronSpec == oldSelf.cronSpec
+              message: cronSpec is immutable
             properties:
               cronSpec:
                 type: string
@@ -47,6 +65,8 @@ spec:
             properties:
               phase:
                 type: string
+              replicas:
+                type: integer
 "#;
 
 fn crontab(name: &str, spec: &str) -> String {
@@ -114,6 +134,32 @@ pub fn custom_resources(kubectl: &Kubectl) {
         ),
         "1"
     );
+    // the CRD's printer columns
+    let table = kubectl.ok(&["get", "ct", "nightly"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "SPEC", "REPLICAS", "AGE"], "{table}");
+    assert!(table.contains("nightly   0 0 * * *   1"), "{table}");
+    // the scale subresource at the CRD's paths
+    kubectl.ok(&["scale", "ct", "nightly", "--replicas=5"]);
+    assert_eq!(
+        kubectl.jsonpath(&["ct", "nightly"], "{.spec.replicas}"),
+        "5"
+    );
+    let scale = kubectl.ok(&[
+        "get",
+        "--raw",
+        "/apis/stable.example.com/v1/namespaces/default/crontabs/nightly/scale",
+    ]);
+    assert!(
+        scale.contains("\"kind\":\"Scale\"") && scale.contains("\"replicas\":5"),
+        "{scale}"
+    );
+    kubectl.ok(&["scale", "ct", "nightly", "--replicas=1"]);
     let names = kubectl.ok(&["get", "all", "-o", "name"]);
     assert!(
         names.contains("crontab.stable.example.com/nightly"),
@@ -127,6 +173,30 @@ pub fn custom_resources(kubectl: &Kubectl) {
     );
     assert!(
         err.contains("spec.replicas: Invalid value: 20: spec.replicas in body should be less than or equal to 10"),
+        "{err}"
+    );
+    // CEL rules, the transition rule only on updates
+    let err = kubectl.fails(
+        &["apply", "-f", "-"],
+        &crontab("forbidden", "  cronSpec: \"* * * * *\"\n  image: forbidden"),
+    );
+    assert!(
+        err.contains("spec: Invalid value: \"object\": image may not be forbidden"),
+        "{err}"
+    );
+    let err = kubectl.fails(
+        &[
+            "patch",
+            "ct",
+            "nightly",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"cronSpec":"1 1 * * *"}}"#,
+        ],
+        "",
+    );
+    assert!(
+        err.contains("spec: Invalid value: \"object\": cronSpec is immutable"),
         "{err}"
     );
     let err = kubectl.fails(&["apply", "-f", "-"], &crontab("no-spec", "  image: x"));
@@ -178,9 +248,10 @@ pub fn custom_resources(kubectl: &Kubectl) {
         "-p",
         r#"{"spec":{"replicas":3}}"#,
     ]);
+    // created 1, scaled twice, the status patch kept it, the spec patch bumped it
     assert_eq!(
         kubectl.jsonpath(&["ct", "nightly"], "{.metadata.generation}"),
-        "2"
+        "4"
     );
 
     // deleting the CRD deletes its custom resources; re-creating it starts empty

@@ -1204,7 +1204,7 @@ impl Scope<'_> {
 }
 
 /// An evaluation error in cel-go's words where they differ.
-fn go_error(e: &ExecutionError) -> String {
+pub(crate) fn go_error(e: &ExecutionError) -> String {
     match e {
         ExecutionError::NoSuchKey(key) => format!("no such key: {key}"),
         ExecutionError::UndeclaredReference(name) => {
@@ -1220,7 +1220,7 @@ fn go_error(e: &ExecutionError) -> String {
 }
 
 /// A JSON value as a CEL value (integers as `int`, or `uint` beyond its range).
-fn to_cel(value: &Value) -> CelValue {
+pub(crate) fn to_cel(value: &Value) -> CelValue {
     match value {
         Value::Null => CelValue::Null,
         Value::Bool(b) => CelValue::Bool(*b),

@@ -15,6 +15,7 @@ mod batch;
 mod certificates;
 mod coordination;
 mod core;
+pub mod custom;
 mod events;
 mod flowcontrol;
 mod networking;
