@@ -61,6 +61,18 @@ pub struct Served {
     pub terminating: bool,
 }
 
+impl Served {
+    /// Prunes and defaults `object` by this version's schema.
+    pub fn prepare(&self, object: &mut Value) -> Vec<String> {
+        let Some(schema) = &self.schema else {
+            return Vec::new();
+        };
+        let pruned = schema_validation::prune(schema, object);
+        schema_validation::apply_defaults(schema, object);
+        pruned
+    }
+}
+
 /// The custom resources one registry serves, keyed by group, version and plural.
 #[derive(Default)]
 pub struct CustomResources {
@@ -136,15 +148,8 @@ impl CustomResources {
     /// Pruning of what the schema does not declare, then its defaults, in the order
     /// upstream decodes a custom resource; returns the pruned paths.
     pub fn prepare(&self, info: &ResourceInfo, object: &mut Value) -> Vec<String> {
-        let Some(served) = self.of(info) else {
-            return Vec::new();
-        };
-        let Some(schema) = &served.schema else {
-            return Vec::new();
-        };
-        let pruned = schema_validation::prune(schema, object);
-        schema_validation::apply_defaults(schema, object);
-        pruned
+        self.of(info)
+            .map_or_else(Vec::new, |served| served.prepare(object))
     }
 
     /// The fields of a request the CRD's schema would prune (`spec.extra`), for

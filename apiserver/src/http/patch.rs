@@ -45,6 +45,17 @@ pub async fn patch(
     let kind = resource.group_kind();
     registry
         .write(resource, namespace, name, dry_run, |current| {
+            // a custom resource is patched as the version the request names shows it
+            let mut shown;
+            let current = if resource.custom {
+                shown = current.clone();
+                if let Some(map) = shown.as_object_mut() {
+                    map.insert("apiVersion".into(), resource.api_version().into());
+                }
+                &shown
+            } else {
+                current
+            };
             let patched =
                 apply_patch(patch_type, current, body, &kind).map_err(|e| e.to_status_error())?;
             // A patch may not rename or move the object.

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::negotiation::{self, Form, Output};
 use super::{AppState, json as json_response, not_found, status_response, table};
+use crate::crd::Served;
 use crate::registry::{self, DeleteOptions, ListParams, Part, Registry, Selectors};
 use crate::storage::WatchEvent;
 use crate::storage::cacher::CachedEvent;
@@ -288,7 +289,7 @@ async fn handle(
         .custom
         .then(|| registry.custom().of(resource))
         .flatten();
-    let columns = served.as_ref().map(|s| s.printer_columns.as_slice());
+    let custom = served.as_deref();
     let dry_run = params.get("dryRun").is_some_and(|d| d == "All");
     let result = match verb {
         "get" => registry
@@ -300,7 +301,8 @@ async fn handle(
                 return error(e);
             }
             let list_params = list_params(&params);
-            if output == Output::JSON {
+            // (custom resources are shown in the version asked for, so always decoded)
+            if output == Output::JSON && !resource.custom {
                 // From the watch cache, straight to bytes, when nothing needs decoding.
                 match registry
                     .list_json_bytes(resource, target.namespace, &list_params)
@@ -315,11 +317,13 @@ async fn handle(
                 .list(resource, target.namespace, &list_params)
                 .await
             {
-                Ok(list) => return respond_list(resource, columns, list, &params, output),
+                Ok(list) => return respond_list(resource, custom, list, &params, output),
                 Err(e) => Err(e),
             }
         }
-        "watch" => return watch(registry, resource, columns, &target, &params, output).await,
+        "watch" => {
+            return watch(registry, resource, served.clone(), &target, &params, output).await;
+        }
         "create" => match decode_request(headers, &body, defaults) {
             Ok(object) => registry
                 .create(resource, target.namespace, object, dry_run)
@@ -384,7 +388,7 @@ async fn handle(
                 )
                 .await
             {
-                Ok(list) => return respond_list(resource, columns, list, &params, output),
+                Ok(list) => return respond_list(resource, custom, list, &params, output),
                 Err(e) => Err(e),
             }
         }
@@ -394,7 +398,7 @@ async fn handle(
         )),
     };
     let mut response = match result {
-        Ok((code, object)) => respond_object(resource, columns, code, object, &params, output),
+        Ok((code, object)) => respond_object(resource, custom, code, object, &params, output),
         Err(e) => error(e),
     };
     crate::registry::field_validation::add_warnings(response.headers_mut(), &warnings);
@@ -847,20 +851,41 @@ fn encoded_response(code: StatusCode, value: &Value, output: Output, list: bool)
     }
 }
 
+/// A custom resource as the version it was asked for shows it: pruned and defaulted by
+/// its schema, as upstream decodes what it reads from storage; with one schema for all
+/// versions (conversion `None`), only `apiVersion` differs; list items carry their
+/// `apiVersion` and `kind`, as upstream's unstructured lists do.
+fn in_requested_version(custom: Option<&Served>, resource: &ResourceInfo, object: &mut Value) {
+    let Some(custom) = custom else {
+        return;
+    };
+    // what the schema prunes and defaults now applies to objects stored before it
+    custom.prepare(object);
+    if let Some(map) = object.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(resource.api_version()));
+        map.insert("kind".into(), Value::String(resource.kind.to_owned()));
+    }
+}
+
 /// A Table of built-in objects, or of custom resources with their CRD version's
 /// printer `columns`.
 fn any_table(
     resource: &ResourceInfo,
-    columns: Option<&[Value]>,
+    custom: Option<&Served>,
     objects: &[Value],
     metadata: Value,
     include: &str,
     headers: bool,
 ) -> Value {
-    match columns {
-        Some(columns) => {
-            table::custom::table(resource, columns, objects, metadata, include, headers)
-        }
+    match custom {
+        Some(custom) => table::custom::table(
+            resource,
+            &custom.printer_columns,
+            objects,
+            metadata,
+            include,
+            headers,
+        ),
         None => table::table(resource, objects, metadata, include, headers),
     }
 }
@@ -868,7 +893,7 @@ fn any_table(
 /// A Table of `objects`, in the meta.k8s.io version the client asked for.
 fn table_of(
     resource: &ResourceInfo,
-    columns: Option<&[Value]>,
+    custom: Option<&Served>,
     objects: &[Value],
     metadata: Value,
     params: &HashMap<String, String>,
@@ -877,19 +902,21 @@ fn table_of(
     let include = params
         .get("includeObject")
         .map_or("Metadata", String::as_str);
-    let mut table = any_table(resource, columns, objects, metadata, include, true);
+    let mut table = any_table(resource, custom, objects, metadata, include, true);
     table["apiVersion"] = Value::String(output.meta_api_version());
     table
 }
 
 fn respond_object(
     resource: &ResourceInfo,
-    columns: Option<&[Value]>,
+    custom: Option<&Served>,
     code: StatusCode,
     object: Value,
     params: &HashMap<String, String>,
     output: Output,
 ) -> Response {
+    let mut object = object;
+    in_requested_version(custom, resource, &mut object);
     let shaped = match output.form {
         Form::Object => object,
         Form::Metadata => negotiation::partial_metadata(&object, &output.meta_api_version()),
@@ -897,7 +924,7 @@ fn respond_object(
             let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
             table_of(
                 resource,
-                columns,
+                custom,
                 std::slice::from_ref(&object),
                 metadata,
                 params,
@@ -910,11 +937,18 @@ fn respond_object(
 
 fn respond_list(
     resource: &ResourceInfo,
-    columns: Option<&[Value]>,
+    custom: Option<&Served>,
     mut list: Value,
     params: &HashMap<String, String>,
     output: Output,
 ) -> Response {
+    if custom.is_some()
+        && let Some(items) = list["items"].as_array_mut()
+    {
+        items
+            .iter_mut()
+            .for_each(|item| in_requested_version(custom, resource, item));
+    }
     let shaped = match output.form {
         Form::Object => list,
         Form::Metadata => negotiation::partial_metadata_list(&list, &output.meta_api_version()),
@@ -923,7 +957,7 @@ fn respond_list(
             let items = items.as_array().map(Vec::as_slice).unwrap_or(&[]);
             table_of(
                 resource,
-                columns,
+                custom,
                 items,
                 list["metadata"].take(),
                 params,
@@ -938,7 +972,7 @@ fn respond_list(
 async fn watch(
     registry: &Registry,
     resource: &'static ResourceInfo,
-    columns: Option<&[Value]>,
+    served: Option<Arc<Served>>,
     target: &Target<'_>,
     params: &HashMap<String, String>,
     output: Output,
@@ -1011,13 +1045,12 @@ async fn watch(
         .unwrap_or(1800);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
     let mut first = true;
-    let columns: Option<Vec<Value>> = columns.map(<[Value]>::to_vec);
     let lines = stream
         .take_until(tokio::time::sleep_until(deadline))
         .filter_map(move |event| {
             let line = event_line(
                 resource,
-                columns.as_deref(),
+                served.as_deref(),
                 &selectors,
                 event,
                 form,
@@ -1050,7 +1083,7 @@ async fn watch(
 /// decoded objects, the plain JSON line) is computed once per event and shared.
 fn event_line(
     resource: &ResourceInfo,
-    columns: Option<&[Value]>,
+    custom: Option<&Served>,
     selectors: &Selectors,
     event: Result<Arc<CachedEvent>, crate::storage::StorageError>,
     form: Form,
@@ -1077,12 +1110,18 @@ fn event_line(
             return line("BOOKMARK", &object);
         }
     };
-    if form == Form::Object && selectors.is_everything() {
+    if form == Form::Object && selectors.is_everything() && !resource.custom {
         return event.memo("json-line", |e| plain_json_line(natural_kind, e));
     }
-    let object: Arc<Value> = event.memo("object", |e| {
+    let mut object: Arc<Value> = event.memo("object", |e| {
         Registry::decode_object(e.key_value()?).ok().map(Arc::new)
     })?;
+    if custom.is_some() {
+        // the decoded object is shared by every watcher: each version gets its copy
+        let mut copy = (*object).clone();
+        in_requested_version(custom, resource, &mut copy);
+        object = Arc::new(copy);
+    }
     let kind = match &event.event {
         WatchEvent::Modified { prev_value, .. } => {
             let was = event
@@ -1115,7 +1154,7 @@ fn event_line(
         let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
         let mut table = any_table(
             resource,
-            columns,
+            custom,
             std::slice::from_ref(&*object),
             metadata,
             include,

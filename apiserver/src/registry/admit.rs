@@ -11,7 +11,7 @@ use apimachinery::errors::StatusError;
 use apimachinery::resources::ResourceInfo;
 use serde_json::Value;
 
-use super::{Registry, decode, encode, invalid, key, meta, storage_error};
+use super::{Registry, decode, invalid, key, meta, storage_error};
 use crate::auth::admission::{Attributes, Chain, Operation};
 use crate::auth::filter::{RequestContext, current_request};
 use crate::storage::{Preconditions, StorageError};
@@ -144,7 +144,7 @@ impl Registry {
                 meta::set_meta(&mut updated, "resourceVersion", kv.mod_revision.to_string());
                 return Ok(updated);
             }
-            let bytes = encode(&updated)?;
+            let bytes = self.encode_stored(resource, &updated)?;
             let preconditions = Preconditions {
                 uid: None,
                 resource_version: Some(kv.mod_revision),

@@ -421,6 +421,39 @@ impl Registry {
             .or_else(|| self.custom.find(group, version, plural).map(|s| s.info))
     }
 
+    /// A custom resource as stored: in its CRD's storage version (conversion `None`
+    /// changes only `apiVersion`, as upstream's nop converter).
+    fn to_storage_version(&self, resource: &ResourceInfo, object: &mut Value) {
+        if !resource.custom {
+            return;
+        }
+        if let Some(served) = self.custom.of(resource)
+            && let Some(map) = object.as_object_mut()
+        {
+            map.insert(
+                "apiVersion".into(),
+                Value::String(resources::api_version(
+                    resource.group,
+                    &served.storage_version,
+                )),
+            );
+        }
+    }
+
+    /// The bytes stored for `object`: a custom resource in its storage version.
+    pub(super) fn encode_stored(
+        &self,
+        resource: &ResourceInfo,
+        object: &Value,
+    ) -> Result<Bytes, StatusError> {
+        if !resource.custom {
+            return encode(object);
+        }
+        let mut stored = object.clone();
+        self.to_storage_version(resource, &mut stored);
+        encode(&stored)
+    }
+
     /// Validation of a new object: the kind's rules, and a custom resource's schema.
     fn validate_new(&self, resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
         let mut errors = strategy::validate(resource, object);
@@ -714,7 +747,10 @@ impl Registry {
                 services::allocate(self.storage.as_ref(), &self.network, resource, &mut object)
                     .await?;
             let key = key(resource, Some(&ns), &name)?;
-            let stored = self.storage.create(&key, encode(&object)?).await;
+            let stored = self
+                .storage
+                .create(&key, self.encode_stored(resource, &object)?)
+                .await;
             if stored.is_err() {
                 services::release(self.storage.as_ref(), &self.network, &claims).await;
             }
@@ -913,7 +949,8 @@ impl Registry {
         let update = |current: Option<&KeyValue>| -> Result<Bytes, StorageError> {
             let kv = current.ok_or_else(|| StorageError::NotFound { key: key.clone() })?;
             let updated = compute(kv).map_err(|e| StorageError::Aborted(Box::new(e)))?;
-            encode(&updated).map_err(|e| StorageError::Aborted(Box::new(e)))
+            self.encode_stored(resource, &updated)
+                .map_err(|e| StorageError::Aborted(Box::new(e)))
         };
         let kv = self
             .storage

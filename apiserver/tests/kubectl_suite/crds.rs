@@ -84,6 +84,112 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+const TWO_VERSIONS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.multi.example.com
+spec:
+  group: multi.example.com
+  scope: Cluster
+  names:
+    plural: widgets
+    kind: Widget
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size:
+                type: integer
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size:
+                type: integer
+"#;
+
+/// A CRD serving two versions (conversion `None`): objects are stored in the storage
+/// version and shown in the version each request names.
+pub fn two_versions(kubectl: &Kubectl) {
+    kubectl.ok_with(&["apply", "-f", "-"], TWO_VERSIONS);
+    kubectl.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.multi.example.com",
+        "--timeout=30s",
+    ]);
+    eventually("widgets in discovery", || {
+        kubectl
+            .run(&["get", "widgets.v1beta1.multi.example.com"])
+            .status
+            .success()
+    });
+    kubectl.ok_with(
+        &["create", "-f", "-"],
+        "apiVersion: multi.example.com/v1beta1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 2\n",
+    );
+    // the preferred version is v1 (kube-aware order), the object is shown in it
+    assert_eq!(
+        kubectl.jsonpath(&["widgets", "w1"], "{.apiVersion} {.spec.size}"),
+        "multi.example.com/v1 2"
+    );
+    assert_eq!(
+        kubectl.jsonpath(
+            &["widgets.v1beta1.multi.example.com", "w1"],
+            "{.apiVersion}"
+        ),
+        "multi.example.com/v1beta1"
+    );
+    kubectl.ok(&[
+        "patch",
+        "widgets.v1beta1.multi.example.com",
+        "w1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":3}}"#,
+    ]);
+    let listed = kubectl.ok(&["get", "--raw", "/apis/multi.example.com/v1beta1/widgets"]);
+    assert!(
+        listed.contains(r#""apiVersion":"multi.example.com/v1beta1","kind":"Widget""#)
+            && listed.contains(r#""size":3"#),
+        "{listed}"
+    );
+    // a default added to the schema later shows in objects stored before it
+    kubectl.ok(&[
+        "patch",
+        "crd",
+        "widgets.multi.example.com",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/versions/1/schema/openAPIV3Schema/properties/spec/properties/color","value":{"type":"string","default":"blue"}}]"#,
+    ]);
+    eventually("the new default on read", || {
+        kubectl.jsonpath(&["widgets", "w1"], "{.spec.color}") == "blue"
+    });
+    assert_eq!(
+        kubectl.jsonpath(
+            &["crd", "widgets.multi.example.com"],
+            "{.status.storedVersions}"
+        ),
+        "[\"v1\"]"
+    );
+    kubectl.ok(&["delete", "crd", "widgets.multi.example.com"]);
+}
+
 pub fn custom_resources(kubectl: &Kubectl) {
     let out = kubectl.ok_with(&["apply", "-f", "-"], CRD);
     assert!(

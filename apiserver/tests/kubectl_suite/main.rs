@@ -43,9 +43,12 @@ async fn suite(store: Store, kubectl_name: &'static str) {
 async fn custom_resources(store: Store) {
     let server = Server::start(store).await;
     let kubectl = Kubectl::new("kubectl", &server.kubeconfig);
-    tokio::task::spawn_blocking(move || crds::custom_resources(&kubectl))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        crds::custom_resources(&kubectl);
+        crds::two_versions(&kubectl);
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
