@@ -23,8 +23,9 @@ pub fn validate(schema: &Value, new: &Value, old: Option<&Value>) -> Vec<FieldEr
     errors
 }
 
-/// A compiled rule, or its compile error; compiled once per source text.
-fn compile(source: &str) -> Arc<Result<Program, String>> {
+/// A compiled CEL expression, or its compile error; compiled once per source text
+/// (admission webhooks' matchConditions use it too).
+pub(crate) fn compile(source: &str) -> Arc<Result<Program, String>> {
     static CACHE: OnceLock<Mutex<std::collections::HashMap<String, Arc<Result<Program, String>>>>> =
         OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);

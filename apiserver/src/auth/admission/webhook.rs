@@ -26,10 +26,13 @@
 //! concurrently in the validating phase. Dry runs only reach webhooks declaring
 //! `sideEffects: None` or `NoneOnDryRun`.
 //!
+//! `matchConditions` (CEL over `object`, `oldObject` and `request`) decide whether a
+//! matching webhook is called; an expression that cannot be evaluated counts as a
+//! failure to call it, for its failure policy (`authorizer` is not offered yet).
+//!
 //! Writes of the admission configuration objects themselves are never sent to
 //! webhooks, so that a broken webhook cannot lock its own configuration. Not done:
-//! `matchConditions` (CEL) are not evaluated — a webhook with them is treated as
-//! matching — and `reinvocationPolicy: IfNeeded` does not reinvoke.
+//! `reinvocationPolicy: IfNeeded` does not reinvoke.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -202,7 +205,23 @@ impl Webhooks {
         };
         namespace_match?;
         object_match?;
-        // matchConditions (CEL) are not evaluated: a webhook with them is called
+        // matchConditions (CEL): all true calls the webhook, one false skips it, and
+        // an error (with none false) is a failure to call, for the failure policy
+        if !hook.match_conditions.is_empty() {
+            let review = admission_review("v1", "", &invocation, a, request);
+            match match_conditions(&hook.match_conditions, request, a.old, &review["request"]) {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    let failure =
+                        CallError::Calling(format!("failed to evaluate match condition: {e}"));
+                    return match failure.into_status(hook) {
+                        Some(e) => Err(e),
+                        None => Ok(None),
+                    };
+                }
+            }
+        }
         Ok(Some(invocation))
     }
 
@@ -597,6 +616,55 @@ struct Hook {
     side_effects: Option<String>,
     timeout: Duration,
     review_versions: Vec<String>,
+    /// `matchConditions`: (name, CEL expression).
+    match_conditions: Vec<(String, String)>,
+}
+
+/// Evaluates a webhook's match conditions with `object`, `oldObject` and `request`:
+/// whether all hold; the errors of those that could not be evaluated (when none was
+/// false).
+fn match_conditions(
+    conditions: &[(String, String)],
+    request: &Request<'_>,
+    old: Option<&Value>,
+    admission_request: &Value,
+) -> Result<bool, String> {
+    use crate::auth::admission::validating_policy::{go_error, to_cel};
+    use cel::{Context as CelContext, Value as CelValue};
+    let mut context = CelContext::default();
+    context.add_variable_from_value("object", request.object.map_or(CelValue::Null, to_cel));
+    context.add_variable_from_value("oldObject", old.map_or(CelValue::Null, to_cel));
+    context.add_variable_from_value("request", to_cel(admission_request));
+    let mut errors = Vec::new();
+    for (name, expression) in conditions {
+        let compiled = crate::crd::cel_rules::compile(expression);
+        let program = match compiled.as_ref() {
+            Ok(program) => program,
+            Err(e) => {
+                errors.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(&context)));
+        match outcome {
+            Ok(Ok(CelValue::Bool(false))) => return Ok(false),
+            Ok(Ok(CelValue::Bool(true))) => {}
+            Ok(Ok(_)) => errors.push(format!(
+                "{name}: expression '{expression}' did not evaluate to a boolean"
+            )),
+            Ok(Err(e)) => errors.push(format!(
+                "{name}: expression '{expression}' resulted in error: {}",
+                go_error(&e)
+            )),
+            Err(_) => errors.push(format!("{name}: expression '{expression}' panicked")),
+        }
+    }
+    match errors.len() {
+        0 => Ok(true),
+        1 => Err(errors.remove(0)),
+        _ => Err(format!("[{}]", errors.join(", "))),
+    }
 }
 
 impl Hook {
@@ -645,6 +713,20 @@ impl Hook {
             side_effects: value["sideEffects"].as_str().map(str::to_owned),
             timeout: Duration::from_secs(timeout),
             review_versions: strings(&value["admissionReviewVersions"]),
+            match_conditions: value["matchConditions"]
+                .as_array()
+                .map(|conditions| {
+                    conditions
+                        .iter()
+                        .map(|c| {
+                            (
+                                c["name"].as_str().unwrap_or("").to_owned(),
+                                c["expression"].as_str().unwrap_or("").to_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -1522,6 +1604,102 @@ mod tests {
         );
         assert_eq!(server.calls("/ns"), 0);
         assert_eq!(server.calls("/obj"), 1);
+    }
+
+    #[tokio::test]
+    async fn match_conditions_decide_the_call_and_errors_follow_the_failure_policy() {
+        let deny = Behaviour {
+            allowed: false,
+            ..allow()
+        };
+        let server = serve(HashMap::from([
+            ("/web", deny.clone()),
+            ("/broken-ignore", deny.clone()),
+            ("/broken-fail", deny),
+        ]))
+        .await;
+        let registry = tester::registry().await;
+        let plugin = Webhooks::validating(&registry);
+        configure(
+            &registry,
+            &plugin,
+            "conditions",
+            vec![
+                webhook(
+                    "web.example.com",
+                    &server,
+                    "/web",
+                    json!({"matchConditions": [
+                        {"name": "web-only", "expression": "object.metadata.labels.app == 'web'"},
+                        {"name": "creates", "expression": "request.operation == 'CREATE'"},
+                    ]}),
+                ),
+                webhook(
+                    "broken-ignore.example.com",
+                    &server,
+                    "/broken-ignore",
+                    json!({"failurePolicy": "Ignore",
+                           "matchConditions": [{"name": "bad", "expression": "object.nope.deeper"}]}),
+                ),
+            ],
+        )
+        .await;
+        let user = UserInfo::new("alice", &[]);
+        // a false condition skips the webhook
+        plugin
+            .validate(
+                &attributes(Operation::Create, &user, None),
+                &pod(json!({"app": "db"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(server.calls("/web"), 0);
+        // all true: called (and it refuses); the broken one is ignored, never called
+        let err = plugin
+            .validate(
+                &attributes(Operation::Create, &user, None),
+                &pod(json!({"app": "web"})),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.status().message,
+            r#"admission webhook "web.example.com" denied the request without explanation"#
+        );
+        assert_eq!(server.calls("/web"), 1);
+        assert_eq!(server.calls("/broken-ignore"), 0);
+
+        // an error under failurePolicy Fail refuses the write
+        let registry = tester::registry().await;
+        let plugin = Webhooks::validating(&registry);
+        configure(
+            &registry,
+            &plugin,
+            "conditions",
+            vec![webhook(
+                "broken-fail.example.com",
+                &server,
+                "/broken-fail",
+                json!({"failurePolicy": "Fail",
+                       "matchConditions": [{"name": "bad", "expression": "object.nope.deeper"}]}),
+            )],
+        )
+        .await;
+        let err = plugin
+            .validate(
+                &attributes(Operation::Create, &user, None),
+                &pod(json!({"app": "web"})),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.status().message.starts_with(
+                "Internal error occurred: failed calling webhook \"broken-fail.example.com\": failed to evaluate match condition: bad: expression 'object.nope.deeper' resulted in error"
+            ),
+            "{}",
+            err.status().message
+        );
+        assert_eq!(server.calls("/broken-fail"), 0);
     }
 
     #[tokio::test]
