@@ -27,6 +27,8 @@ use crate::registry::{DeleteOptions, ListParams, Registry};
 
 /// How often the loop looks for changes in the informer.
 const POLL: Duration = Duration::from_millis(50);
+/// How often a CRD's cleanup that could not finish is tried again.
+const CLEANUP_RETRY: Duration = Duration::from_secs(5);
 
 fn crds() -> &'static ResourceInfo {
     resources::find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -38,11 +40,15 @@ pub fn start(registry: Registry) {
     let informer = Informer::start(registry.clone(), crds());
     tokio::spawn(async move {
         let mut seen = u64::MAX;
+        let mut last_round = tokio::time::Instant::now();
         loop {
             let generation = informer.generation();
-            let pending_cleanup = generation != seen || needs_cleanup(&informer);
-            if pending_cleanup {
+            // a cleanup held up (by the custom resources' own finalizers) is retried
+            // every few seconds, as upstream's finalizer controller polls
+            let retry_cleanup = last_round.elapsed() >= CLEANUP_RETRY && needs_cleanup(&informer);
+            if generation != seen || retry_cleanup {
                 seen = generation;
+                last_round = tokio::time::Instant::now();
                 reconcile(&registry, &informer).await;
             }
             tokio::time::sleep(POLL).await;

@@ -38,8 +38,6 @@ const VERBS: &[&str] = &[
     "update",
     "watch",
 ];
-/// The verbs while the CRD is terminating: no create, no update.
-const TERMINATING_VERBS: &[&str] = &["delete", "deletecollection", "get", "list", "watch"];
 
 /// One served version of a custom resource.
 #[derive(Debug)]
@@ -253,7 +251,7 @@ pub(crate) fn served_versions(table: &CustomResources, crd: &Value) -> Vec<Serve
             let short_names = strings(&names["shortNames"]);
             let categories = strings(&names["categories"]);
             let key = format!(
-                "{group}|{version}|{kind}|{plural}|{singular}|{namespaced}|{short_names:?}|{categories:?}|{terminating}|{status}|{}",
+                "{group}|{version}|{kind}|{plural}|{singular}|{namespaced}|{short_names:?}|{categories:?}|{status}|{}",
                 scale.is_some()
             );
             let info = table.intern(key, || {
@@ -274,7 +272,9 @@ pub(crate) fn served_versions(table: &CustomResources, crd: &Value) -> Vec<Serve
                     namespaced,
                     leak_list(&short_names),
                     leak_list(&categories),
-                    if terminating { TERMINATING_VERBS } else { VERBS },
+                    // every verb stays served while the CRD terminates (creates get
+                    // upstream's own refusal from the registry)
+                    VERBS,
                     Box::leak(subresources.into_boxed_slice()),
                     leak(&format!("{group}/{plural}")),
                 )
