@@ -95,16 +95,20 @@ async fn reconcile(registry: &Registry, informer: &Informer) {
             table.set(&served.crd.clone(), Vec::new());
         }
     }
-    for crd in &all {
-        let desired = desired_status(crd, &all);
+    for i in 0..all.len() {
+        let crd = all[i].clone();
+        let desired = desired_status(&crd, &all);
         let current = if crd["status"] != desired["status"] {
-            match write_status(registry, crd, &desired["status"]).await {
+            match write_status(registry, &crd, &desired["status"]).await {
                 Some(updated) => Arc::new(updated),
                 None => continue,
             }
         } else {
-            crd.clone()
+            crd
         };
+        // the CRDs after this one see the names it now holds, so two CRDs created
+        // together cannot both take the same name
+        all[i] = current.clone();
         let established = condition(&current, "Established") == Some("True");
         let accepted = condition(&current, "NamesAccepted") == Some("True");
         if established || accepted {
@@ -372,6 +376,58 @@ mod tests {
         // nothing changes the second time round
         let again = Arc::new(desired.clone());
         assert_eq!(desired_status(&again, &[again.clone()]), desired);
+    }
+
+    #[tokio::test]
+    async fn two_crds_created_together_cannot_both_take_a_name() {
+        let registry = crate::registry::validation::tester::registry().await;
+        let definition = |plural: &str| {
+            json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": format!("{plural}.stable.example.com")},
+                "spec": {"group": "stable.example.com", "scope": "Namespaced",
+                         "names": {"plural": plural, "kind": "CronTab"},
+                         "versions": [{"name": "v1", "served": true, "storage": true,
+                                       "schema": {"openAPIV3Schema": {"type": "object"}}}]},
+            })
+        };
+        for plural in ["crontabs", "crontabz"] {
+            registry
+                .create(crds(), None, definition(plural), false)
+                .await
+                .unwrap();
+        }
+        let informer = Informer::start(registry.clone(), crds());
+        assert!(informer.wait_synced(Duration::from_secs(5)).await);
+        // one round, with both CRDs new in it
+        reconcile(&registry, &informer).await;
+        let status = |name: &'static str| {
+            let registry = registry.clone();
+            async move {
+                let crd = registry.get(crds(), None, name).await.unwrap();
+                condition(&crd, "NamesAccepted").map(str::to_owned)
+            }
+        };
+        assert_eq!(
+            status("crontabs.stable.example.com").await.as_deref(),
+            Some("True")
+        );
+        assert_eq!(
+            status("crontabz.stable.example.com").await.as_deref(),
+            Some("False")
+        );
+        assert!(
+            registry
+                .custom()
+                .find("stable.example.com", "v1", "crontabs")
+                .is_some()
+        );
+        assert!(
+            registry
+                .custom()
+                .find("stable.example.com", "v1", "crontabz")
+                .is_none()
+        );
     }
 
     #[test]
