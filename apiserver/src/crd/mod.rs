@@ -97,6 +97,9 @@ impl CustomResources {
 
     /// What the table holds for `info`.
     pub fn of(&self, info: &ResourceInfo) -> Option<Arc<Served>> {
+        if !info.custom {
+            return None;
+        }
         self.find(info.group, info.version, info.plural)
     }
 

@@ -119,57 +119,7 @@ pub fn check(
 
 /// How many keys the objects of a JSON document hold, repeated ones included.
 fn key_count(body: &[u8]) -> Option<usize> {
-    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-    struct Counter<'a>(&'a mut usize);
-
-    impl<'de> DeserializeSeed<'de> for Counter<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-            deserializer.deserialize_any(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Counter<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_unit<E>(self) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while map.next_key::<IgnoredAny>()?.is_some() {
-                *self.0 += 1;
-                map.next_value_seed(Counter(&mut *self.0))?;
-            }
-            Ok(())
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while seq.next_element_seed(Counter(&mut *self.0))?.is_some() {}
-            Ok(())
-        }
-    }
-
-    let mut count = 0;
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    Counter(&mut count).deserialize(&mut deserializer).ok()?;
-    Some(count)
+    walk_keys(body, false).map(|(count, _)| count)
 }
 
 /// How many keys the objects of a parsed value hold.
@@ -186,10 +136,21 @@ fn value_key_count(value: &Value) -> usize {
 /// the last one; upstream's strict decoding reports the repetition). Empty for a
 /// document that does not parse.
 pub fn key_occurrences(body: &[u8]) -> Vec<(String, bool)> {
-    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    walk_keys(body, true)
+        .map(|(_, occurrences)| occurrences)
+        .unwrap_or_default()
+}
+
+/// Walks every key of a JSON document: counts them, and with `paths` records each with
+/// its path and whether it repeats (building paths only then, as most requests need
+/// just the count). `None` for a document that does not parse.
+fn walk_keys(body: &[u8], paths: bool) -> Option<(usize, Vec<(String, bool)>)> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
     struct Walker<'a> {
-        path: String,
+        /// The path so far; `None` when only counting.
+        path: Option<String>,
+        count: &'a mut usize,
         out: &'a mut Vec<(String, bool)>,
     }
 
@@ -224,29 +185,43 @@ pub fn key_occurrences(body: &[u8]) -> Vec<(String, bool)> {
             Ok(())
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let out = self.out;
+            let (count, out) = (self.count, self.out);
+            let Some(parent) = self.path else {
+                while map.next_key::<IgnoredAny>()?.is_some() {
+                    *count += 1;
+                    map.next_value_seed(Walker {
+                        path: None,
+                        count: &mut *count,
+                        out: &mut *out,
+                    })?;
+                }
+                return Ok(());
+            };
             let mut seen = std::collections::HashSet::new();
             while let Some(key) = map.next_key::<String>()? {
-                let path = if self.path.is_empty() {
+                *count += 1;
+                let path = if parent.is_empty() {
                     key.clone()
                 } else {
-                    format!("{}.{key}", self.path)
+                    format!("{parent}.{key}")
                 };
                 let duplicate = !seen.insert(key);
                 out.push((path.clone(), duplicate));
                 map.next_value_seed(Walker {
-                    path,
+                    path: Some(path),
+                    count: &mut *count,
                     out: &mut *out,
                 })?;
             }
             Ok(())
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let out = self.out;
+            let (count, out) = (self.count, self.out);
             let mut i = 0;
             while seq
                 .next_element_seed(Walker {
-                    path: format!("{}[{i}]", self.path),
+                    path: self.path.as_ref().map(|p| format!("{p}[{i}]")),
+                    count: &mut *count,
                     out: &mut *out,
                 })?
                 .is_some()
@@ -257,17 +232,17 @@ pub fn key_occurrences(body: &[u8]) -> Vec<(String, bool)> {
         }
     }
 
+    let mut count = 0;
     let mut out = Vec::new();
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let walked = Walker {
-        path: String::new(),
+    Walker {
+        path: paths.then(String::new),
+        count: &mut count,
         out: &mut out,
     }
-    .deserialize(&mut deserializer);
-    if walked.is_err() {
-        return Vec::new();
-    }
-    out
+    .deserialize(&mut deserializer)
+    .ok()?;
+    Some((count, out))
 }
 
 /// Adds one `Warning: 299 - "<message>"` header per warning, as upstream's warning
