@@ -7,6 +7,11 @@
 //! any file that imports another deadlocks in its lazy initialisation. Its `.proto` files
 //! are intact, and as a dependency its sources are always on disk; `cargo metadata` says
 //! where.
+//!
+//! The same files keep the Go types' comments, and with them the markers that give
+//! server-side apply its list and map semantics (`+listType=map`, `+listMapKey=name`,
+//! `+mapType=atomic`, `+structType=atomic`, `+patchStrategy=merge`, `+default="TCP"`):
+//! they are written to `OUT_DIR/go-markers.tsv` for `apimachinery::markers`.
 
 use std::env;
 use std::fs;
@@ -39,6 +44,66 @@ fn main() {
     let bytes = protobuf::Message::write_to_bytes(&set).expect("encoding the descriptors");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("k8s-v1_33.fds");
     fs::write(&out, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+
+    let mut markers = String::new();
+    for proto in &protos {
+        let text = fs::read_to_string(proto)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", proto.display()));
+        extract_markers(&text, &mut markers);
+    }
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("go-markers.tsv");
+    fs::write(&out, markers).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+}
+
+/// The markers server-side apply reads; the Go types carry many others.
+const MARKERS: &[&str] = &[
+    "listType",
+    "listMapKey",
+    "mapType",
+    "structType",
+    "patchStrategy",
+    "patchMergeKey",
+    "default",
+];
+
+/// Appends one line per marker of `proto`'s messages and fields:
+/// `<OpenAPI definition name>\t<field, or "." for the message>\t<marker>\t<value>`.
+/// The definition name is the one k8s-openapi's schemas use (`io.k8s.api.core.v1.PodSpec`).
+fn extract_markers(proto: &str, out: &mut String) {
+    let mut package = String::new();
+    let mut message = String::new();
+    let mut pending: Vec<(String, String)> = Vec::new();
+    for line in proto.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("package ") {
+            let name = name.trim_end_matches(';').replace('_', "-");
+            package = format!("io.k8s.{name}");
+        } else if let Some(comment) = line.strip_prefix("//") {
+            if let Some((key, value)) = comment
+                .trim()
+                .strip_prefix('+')
+                .and_then(|m| m.split_once('='))
+            {
+                if MARKERS.contains(&key) {
+                    pending.push((key.to_owned(), value.trim().to_owned()));
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("message ") {
+            message = rest.trim_end_matches('{').trim().to_owned();
+            for (key, value) in pending.drain(..) {
+                out.push_str(&format!("{package}.{message}\t.\t{key}\t{value}\n"));
+            }
+        } else if line.ends_with(';') && line.contains(" = ") && !message.is_empty() {
+            // `optional T name = 1;`, `repeated T name = 2;`, `map<K, V> name = 3;`
+            let declaration = line.split(" = ").next().unwrap_or("");
+            let field = declaration.rsplit(' ').next().unwrap_or("");
+            for (key, value) in pending.drain(..) {
+                out.push_str(&format!("{package}.{message}\t{field}\t{key}\t{value}\n"));
+            }
+        } else if line.is_empty() || line == "}" {
+            pending.clear();
+        }
+    }
 }
 
 /// Every `generated.proto` under `dir`, outside [`SKIPPED`].

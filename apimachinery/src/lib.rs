@@ -6,6 +6,7 @@
 pub mod errors;
 pub mod fields;
 pub mod labels;
+pub mod markers;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;
