@@ -7,6 +7,7 @@ pub mod auth;
 pub mod certs;
 pub mod crd;
 pub mod http;
+mod managed_fields;
 pub mod options;
 pub mod registry;
 mod schema;
