@@ -64,6 +64,7 @@ pub(crate) enum ListKind {
 pub(crate) type NodeId = usize;
 
 /// The shapes of every built-in kind, or of one custom resource.
+#[derive(Debug)]
 pub(crate) struct Shapes {
     nodes: Vec<Shape>,
     kinds: HashMap<(&'static str, &'static str, &'static str), NodeId>,

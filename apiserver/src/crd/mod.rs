@@ -57,9 +57,19 @@ pub struct Served {
     pub scale: Option<Value>,
     /// Whether the CRD is being deleted (creates are refused).
     pub terminating: bool,
+    /// The schema compiled for field ownership, on first use.
+    shapes: std::sync::OnceLock<(crate::schema::Shapes, crate::schema::NodeId)>,
 }
 
 impl Served {
+    /// The version's schema as server-side apply reads it.
+    pub(crate) fn shapes(&self) -> (&crate::schema::Shapes, crate::schema::NodeId) {
+        let (shapes, root) = self
+            .shapes
+            .get_or_init(|| crate::schema::Shapes::for_custom_resource(self.schema.as_ref()));
+        (shapes, *root)
+    }
+
     /// Prunes and defaults `object` by this version's schema.
     pub fn prepare(&self, object: &mut Value) -> Vec<String> {
         let Some(schema) = &self.schema else {
@@ -293,6 +303,7 @@ pub(crate) fn served_versions(table: &CustomResources, crd: &Value) -> Vec<Serve
                     .unwrap_or_default(),
                 scale,
                 terminating,
+                shapes: Default::default(),
             })
         })
         .collect()

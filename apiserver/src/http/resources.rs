@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::negotiation::{self, Form, Output};
 use super::{AppState, json as json_response, not_found, status_response, table};
 use crate::crd::Served;
-use crate::registry::{self, DeleteOptions, ListParams, Part, Registry, Selectors};
+use crate::registry::{self, DeleteOptions, ListParams, Part, Registry, Selectors, ownership};
 use crate::storage::WatchEvent;
 use crate::storage::cacher::CachedEvent;
 
@@ -166,6 +166,7 @@ async fn handle(
             name,
             &method,
             headers,
+            &params,
             &body,
             dry_run,
         )
@@ -324,39 +325,51 @@ async fn handle(
         "watch" => {
             return watch(registry, resource, served.clone(), &target, &params, output).await;
         }
-        "create" => match decode_request(headers, &body, defaults) {
-            Ok(object) => registry
-                .create(resource, target.namespace, object, dry_run)
+        "create" => match decode_request(headers, &body, defaults).and_then(|object| {
+            ownership::writer(resource, verb, "", &params, headers).map(|w| (object, w))
+        }) {
+            Ok((object, writer)) => registry
+                .create_as(resource, target.namespace, object, dry_run, Some(&writer))
                 .await
                 .map(|o| (StatusCode::CREATED, o)),
             Err(e) => Err(e),
         },
-        "update" => match decode_request(headers, &body, defaults) {
-            Ok(object) => registry
-                .update(
+        "update" => match decode_request(headers, &body, defaults).and_then(|object| {
+            let subresource = match part {
+                Part::Main => "",
+                Part::Status => "status",
+                Part::Approval => "approval",
+            };
+            ownership::writer(resource, verb, subresource, &params, headers).map(|w| (object, w))
+        }) {
+            Ok((object, writer)) => registry
+                .update_as(
                     resource,
                     target.namespace,
                     target.name.unwrap_or(""),
                     object,
                     part,
                     dry_run,
+                    Some(&writer),
                 )
                 .await
                 .map(|o| (StatusCode::OK, o)),
             Err(e) => Err(e),
         },
-        "patch" => super::patch::patch(
-            registry,
-            resource,
-            target.namespace,
-            target.name.unwrap_or(""),
-            part,
-            headers,
-            &body,
-            dry_run,
-        )
-        .await
-        .map(|o| (StatusCode::OK, o)),
+        "patch" => {
+            super::patch::patch(
+                registry,
+                resource,
+                target.namespace,
+                target.name.unwrap_or(""),
+                part,
+                headers,
+                &params,
+                &body,
+                dry_run,
+            )
+            .await
+        }
         "delete" => {
             let options = match delete_options(headers, &params, &body) {
                 Ok(options) => options,

@@ -6,6 +6,8 @@
 //! (`specReplicasPath`, `statusReplicasPath`, `labelSelectorPath`), as upstream's
 //! apiextensions scale subresource.
 
+use std::collections::HashMap;
+
 use apimachinery::errors::{FieldError, StatusError};
 use apimachinery::labels::{LabelSelector, Selector};
 use apimachinery::patch::{PatchType, apply_patch};
@@ -13,7 +15,7 @@ use apimachinery::resources::{GroupKind, ResourceInfo};
 use axum::http::{HeaderMap, Method, header};
 use serde_json::{Value, json};
 
-use crate::registry::{self, Part, Registry};
+use crate::registry::{self, Part, Registry, ownership};
 
 /// The label selector of the parent in its string form (Scale's `status.selector`).
 fn selector_string(resource: &ResourceInfo, object: &Value) -> String {
@@ -146,6 +148,7 @@ pub async fn handle(
     name: &str,
     method: &Method,
     headers: &HeaderMap,
+    params: &HashMap<String, String>,
     body: &[u8],
     dry_run: bool,
 ) -> Result<Value, StatusError> {
@@ -201,6 +204,13 @@ pub async fn handle(
         None
     };
     let parent_kind = resource.group_kind();
+    // whoever scales owns the parent's replicas, through the scale subresource
+    let writer = match verb {
+        "get" => None,
+        _ => Some(ownership::writer(resource, verb, "scale", params, headers)?),
+    };
+    let schema = registry.kind_schema(resource);
+    let reset = ownership::reset_fields(resource, Part::Main);
     let updated = registry
         .write(resource, namespace, name, dry_run, |current| {
             let scale = match &custom {
@@ -256,7 +266,17 @@ pub async fn handle(
             if let Some(rv) = wanted.pointer("/metadata/resourceVersion") {
                 registry::meta::set_meta(&mut parent, "resourceVersion", rv.clone());
             }
-            registry::prepare_update(resource, name, current, &parent, Part::Main)
+            let mut updated =
+                registry::prepare_update(resource, name, current, &parent, Part::Main)?;
+            ownership::track(
+                schema.as_ref(),
+                writer.as_ref(),
+                &reset,
+                Some(current),
+                current,
+                &mut updated,
+            );
+            Ok(updated)
         })
         .await?;
     view(&updated)

@@ -971,3 +971,129 @@ async fn large_answers_are_gzipped_for_clients_that_accept_it() {
     assert!(headers.get(header::CONTENT_ENCODING).is_none());
     assert_eq!(body[0], b'{');
 }
+
+/// A server-side apply of a YAML body, with the query's parameters.
+async fn apply_yaml(state: &AppState, path: &str, query: &str, body: &str) -> (StatusCode, Value) {
+    let (status, _, bytes) = exchange(
+        state,
+        "PATCH",
+        &format!("{path}?{query}"),
+        &[("content-type", "application/apply-patch+yaml")],
+        body,
+    )
+    .await;
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn server_side_apply_requests_are_checked_as_upstream_checks_them() {
+    let state = namespaced_state().await;
+    let path = "/api/v1/namespaces/default/configmaps/cfg";
+    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"1\"\n";
+
+    // no field manager: 422 on PatchOptions
+    let (status, body) = apply_yaml(&state, path, "", config).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["message"],
+        r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#
+    );
+    assert_eq!(body["details"]["causes"][0]["reason"], "FieldValueRequired");
+    // force on a merge patch
+    let (status, _, bytes) = exchange(
+        &state,
+        "PATCH",
+        &format!("{path}?force=true"),
+        &[("content-type", "application/merge-patch+json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        body["message"],
+        r#"PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch"#
+    );
+
+    // the wrong kind, managedFields in the body, and a body that fits no schema
+    let (status, body) = apply_yaml(
+        &state,
+        path,
+        "fieldManager=m",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: cfg\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "invalid object type: /v1, Kind=Pod");
+    let (status, body) = apply_yaml(
+        &state,
+        path,
+        "fieldManager=m",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  managedFields: []\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "metadata.managedFields must be nil");
+    let (status, body) = apply_yaml(
+        &state,
+        path,
+        "fieldManager=m",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\nbogus: 1\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body["message"],
+        "failed to create typed patch object (default/cfg; /v1, Kind=ConfigMap): .bogus: field not declared in schema"
+    );
+    // nothing of that was stored
+    let (status, _, _) = exchange(&state, "GET", path, &[], "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // a dry run creates nothing, then the apply creates (201) and re-applies (200)
+    let (status, body) = apply_yaml(&state, path, "fieldManager=m&dryRun=All", config).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["metadata"]["managedFields"][0]["manager"], "m");
+    let (status, _, _) = exchange(&state, "GET", path, &[], "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = apply_yaml(&state, path, "fieldManager=m", config).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let entry = &body["metadata"]["managedFields"][0];
+    assert_eq!(entry["operation"], "Apply");
+    assert_eq!(entry["apiVersion"], "v1");
+    assert_eq!(entry["fieldsV1"], json!({"f:data": {"f:a": {}}}));
+    let (status, body) = apply_yaml(&state, path, "fieldManager=m", config).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // a JSON merge patch by a named manager takes the field it changes, and then
+    // the applier conflicts with it (409, one cause per field)
+    let (status, _, _) = exchange(
+        &state,
+        "PATCH",
+        &format!("{path}?fieldManager=editor"),
+        &[("content-type", "application/merge-patch+json")],
+        r#"{"data":{"a":"2"}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = apply_yaml(&state, path, "fieldManager=m", config).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        body["message"],
+        r#"Apply failed with 1 conflict: conflict with "editor" using v1: .data.a"#
+    );
+    assert_eq!(
+        body["details"]["causes"],
+        json!([{"reason": "FieldManagerConflict", "message": "conflict with \"editor\" using v1", "field": ".data.a"}])
+    );
+    let (status, body) = apply_yaml(&state, path, "fieldManager=m&force=true", config).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["a"], "1");
+    let managers: Vec<&str> = body["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, ["m"]);
+}

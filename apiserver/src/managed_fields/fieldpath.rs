@@ -6,7 +6,7 @@
 //! and the recursive difference that strips reset fields such as `status`).
 //!
 //! A [`Set`] is stored in `metadata.managedFields[].fieldsV1` in the `FieldsV1`
-//! JSON form: `{"f:spec":{"f:replicas":{}}}`. [`Set::to_fields_v1_string`] writes
+//! JSON form: `{"f:spec":{"f:replicas":{}}}`. `Set::to_fields_v1_string` writes
 //! the bytes exactly as upstream does (keys in path-element order, `"."` first,
 //! Go's HTML-escaping JSON string encoding) and [`Set::from_fields_v1`] reads
 //! them back, skipping element kinds it does not know.
@@ -394,6 +394,7 @@ impl Set {
         Set::default()
     }
 
+    #[cfg(test)]
     /// A set of the given paths.
     pub(crate) fn from_paths<'a, I>(paths: I) -> Set
     where
@@ -442,6 +443,7 @@ impl Set {
         }
     }
 
+    #[cfg(test)]
     /// The paths under `prefix`, relative to it (upstream's `WithPrefix`).
     pub(crate) fn with_prefix(&self, prefix: &[PathElement]) -> Set {
         let mut node = self;
@@ -542,6 +544,7 @@ impl Set {
         }
     }
 
+    #[cfg(test)]
     /// The member paths that have no member path under them (upstream's `Leaves`).
     pub(crate) fn leaves(&self) -> Set {
         let mut members = BTreeSet::new();
@@ -617,6 +620,7 @@ impl Set {
         out
     }
 
+    #[cfg(test)]
     /// The `FieldsV1` JSON text, byte for byte as upstream writes it.
     pub(crate) fn to_fields_v1_string(&self) -> String {
         let mut out = String::new();
@@ -624,6 +628,7 @@ impl Set {
         out
     }
 
+    #[cfg(test)]
     fn write_fields_v1(&self, out: &mut String, is_member: bool) {
         out.push('{');
         let mut first = true;
@@ -666,6 +671,7 @@ impl Set {
         Value::Object(map)
     }
 
+    #[cfg(test)]
     /// Parses a `FieldsV1` JSON text.
     pub(crate) fn from_fields_v1_str(text: &str) -> Result<Set, String> {
         let value: Value =

@@ -332,6 +332,29 @@ fn list_maps_merge_by_key_and_keep_live_only_items() {
         merged["spec"]["containers"],
         json!([{"name": "a", "image": "a:2", "ports": [{"containerPort": 80}]}, {"name": "side", "image": "s:1"}])
     );
+    // live-only items keep their place, the configuration's new ones follow the
+    // shared items they stand after
+    let names = |merged: &Value| -> Vec<String> {
+        merged["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let containers = |names: &[&str]| json!({"spec": {"containers": names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}});
+    assert_eq!(
+        names(&pod.merge(&containers(&["http"]), &containers(&["https"]))),
+        ["http", "https"]
+    );
+    assert_eq!(
+        names(&pod.merge(&containers(&["a", "side"]), &containers(&["b", "a"]))),
+        ["b", "a", "side"]
+    );
+    assert_eq!(
+        names(&pod.merge(&containers(&["a", "b"]), &containers(&["b", "a"]))),
+        ["b", "a"]
+    );
     // an atomic list is replaced whole
     assert_eq!(merged["spec"]["tolerations"], json!([{"key": "y"}]));
     // a port's protocol key defaults to TCP

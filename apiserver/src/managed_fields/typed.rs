@@ -351,31 +351,36 @@ impl<'a> Schema<'a> {
                     old.iter().enumerate().map(|(i, v)| element(i, v)).collect();
                 let new_elements: Vec<_> =
                     new.iter().enumerate().map(|(i, v)| element(i, v)).collect();
-                let shared = |e: &Option<PathElement>| e.is_some() && new_elements.contains(e);
+                // live-only items keep their place; a shared item comes after the
+                // configuration's items before it (so shared items follow the
+                // configuration's order); the configuration's other items follow
+                let position_in = |elements: &[Option<PathElement>], e: &Option<PathElement>| {
+                    e.as_ref()
+                        .and_then(|e| elements.iter().position(|o| o.as_ref() == Some(e)))
+                };
                 let mut merged = Vec::with_capacity(old.len() + new.len());
-                let mut next_old = 0;
-                for (value, element) in new.iter().zip(&new_elements) {
-                    let at = element
-                        .as_ref()
-                        .and_then(|e| old_elements.iter().position(|o| o.as_ref() == Some(e)));
-                    if let Some(at) = at {
-                        // live-only items that stood before this one keep their place
-                        while next_old < at {
-                            if !shared(&old_elements[next_old]) {
-                                merged.push(old[next_old].clone());
+                let mut emitted = vec![false; new.len()];
+                let mut emit = |merged: &mut Vec<Value>, j: usize| {
+                    if !std::mem::replace(&mut emitted[j], true) {
+                        let live = position_in(&old_elements, &new_elements[j]).map(|i| &old[i]);
+                        merged.push(self.merge_node(Some(items), live, &new[j]));
+                    }
+                };
+                let mut next_new = 0;
+                for (value, element) in old.iter().zip(&old_elements) {
+                    match position_in(&new_elements, element) {
+                        None => merged.push(value.clone()),
+                        Some(j) => {
+                            while next_new <= j {
+                                emit(&mut merged, next_new);
+                                next_new += 1;
                             }
-                            next_old += 1;
+                            emit(&mut merged, j);
                         }
-                        next_old = next_old.max(at + 1);
-                        merged.push(self.merge_node(Some(items), Some(&old[at]), value));
-                    } else {
-                        merged.push(without_nulls(value));
                     }
                 }
-                for (value, element) in old.iter().zip(&old_elements).skip(next_old) {
-                    if !shared(element) {
-                        merged.push(value.clone());
-                    }
+                for j in next_new..new.len() {
+                    emit(&mut merged, j);
                 }
                 Value::Array(merged)
             }

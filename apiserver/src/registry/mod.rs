@@ -18,6 +18,7 @@ pub mod field_validation;
 pub mod fields;
 pub mod informer;
 pub mod meta;
+pub(crate) mod ownership;
 pub mod services;
 pub mod strategy;
 pub mod validation;
@@ -682,8 +683,22 @@ impl Registry {
         &self,
         resource: &'static ResourceInfo,
         namespace: Option<&str>,
+        object: Value,
+        dry_run: bool,
+    ) -> Result<Value, StatusError> {
+        self.create_as(resource, namespace, object, dry_run, None)
+            .await
+    }
+
+    /// Creates an object as `writer`, who then owns its fields in managedFields
+    /// (`None`: the object's managedFields are kept as they are).
+    pub(crate) async fn create_as(
+        &self,
+        resource: &'static ResourceInfo,
+        namespace: Option<&str>,
         mut object: Value,
         dry_run: bool,
+        writer: Option<&crate::managed_fields::Writer>,
     ) -> Result<Value, StatusError> {
         check_type(resource, &mut object)?;
         check_namespace(resource, namespace, &mut object)?;
@@ -714,6 +729,12 @@ impl Registry {
                 ));
             }
             self.custom.prepare(resource, &mut object);
+        }
+        // upstream records the creator's fields before admission: what admission adds
+        // is nobody's
+        if let (Some(writer), Some(schema)) = (writer, self.kind_schema(resource)) {
+            let reset = ownership::reset_fields(resource, Part::Main);
+            crate::managed_fields::track_update(schema.get(), None, &mut object, writer, &reset);
         }
         let admission = self.admission_for(resource);
         if let Some(admission) = &admission {
@@ -888,9 +909,25 @@ impl Registry {
         resource: &'static ResourceInfo,
         namespace: Option<&str>,
         name: &str,
+        object: Value,
+        part: Part,
+        dry_run: bool,
+    ) -> Result<Value, StatusError> {
+        self.update_as(resource, namespace, name, object, part, dry_run, None)
+            .await
+    }
+
+    /// Replaces an object as `writer`, who then owns what it changed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn update_as(
+        &self,
+        resource: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
         mut object: Value,
         part: Part,
         dry_run: bool,
+        writer: Option<&crate::managed_fields::Writer>,
     ) -> Result<Value, StatusError> {
         check_type(resource, &mut object)?;
         check_namespace(resource, namespace, &mut object)?;
@@ -901,8 +938,19 @@ impl Registry {
             )));
         }
         let body = object;
+        let schema = writer.and(self.kind_schema(resource));
+        let reset = ownership::reset_fields(resource, part);
         self.write(resource, namespace, name, dry_run, move |current| {
-            prepare_update(resource, name, current, &body, part)
+            let mut updated = prepare_update(resource, name, current, &body, part)?;
+            ownership::track(
+                schema.as_ref(),
+                writer,
+                &reset,
+                Some(current),
+                &body,
+                &mut updated,
+            );
+            Ok(updated)
         })
         .await
     }

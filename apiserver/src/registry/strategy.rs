@@ -48,7 +48,7 @@ fn is_crd(resource: &ResourceInfo) -> bool {
     )
 }
 
-fn has_status(resource: &ResourceInfo) -> bool {
+pub(crate) fn has_status(resource: &ResourceInfo) -> bool {
     resource.subresource("status").is_some()
 }
 

@@ -8,6 +8,7 @@
 
 mod crds;
 mod harness;
+mod server_side_apply;
 
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
@@ -49,6 +50,30 @@ async fn custom_resources(store: Store) {
     })
     .await
     .unwrap();
+}
+
+/// Server-side apply on built-in kinds and custom resources.
+async fn server_side_apply_suite(store: Store) {
+    let server = Server::start(store).await;
+    let kubectl = Kubectl::new("kubectl", &server.kubeconfig);
+    tokio::task::spawn_blocking(move || {
+        server_side_apply::every_built_in_kind_round_trips(&kubectl);
+        server_side_apply::conflicts_force_and_pruning(&kubectl);
+        server_side_apply::client_side_then_server_side(&kubectl);
+        server_side_apply::custom_resources(&kubectl);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_on_the_embedded_store() {
+    server_side_apply_suite(Store::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_on_etcd() {
+    server_side_apply_suite(Store::Etcd).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
