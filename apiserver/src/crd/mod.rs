@@ -21,6 +21,7 @@ use serde_json::Value;
 
 pub mod cel_rules;
 pub mod controller;
+pub(crate) mod conversion;
 pub mod schema_validation;
 pub mod strategy;
 
@@ -57,6 +58,8 @@ pub struct Served {
     pub scale: Option<Value>,
     /// Whether the CRD is being deleted (creates are refused).
     pub terminating: bool,
+    /// The conversion webhook's `clientConfig`, when the CRD converts by webhook.
+    pub conversion_webhook: Option<Value>,
     /// The schema compiled for field ownership, on first use.
     shapes: std::sync::OnceLock<(crate::schema::Shapes, crate::schema::NodeId)>,
 }
@@ -246,6 +249,10 @@ pub(crate) fn served_versions(table: &CustomResources, crd: &Value) -> Vec<Serve
         .and_then(|v| v["name"].as_str())
         .unwrap_or("")
         .to_owned();
+    let conversion_webhook = (spec.pointer("/conversion/strategy").and_then(Value::as_str)
+        == Some("Webhook"))
+    .then(|| spec.pointer("/conversion/webhook/clientConfig").cloned())
+    .flatten();
     let crd_name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -303,6 +310,7 @@ pub(crate) fn served_versions(table: &CustomResources, crd: &Value) -> Vec<Serve
                     .unwrap_or_default(),
                 scale,
                 terminating,
+                conversion_webhook: conversion_webhook.clone(),
                 shapes: Default::default(),
             })
         })

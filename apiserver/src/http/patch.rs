@@ -95,8 +95,6 @@ pub async fn patch(
     let kind = resource.group_kind();
     registry
         .write(resource, namespace, name, dry_run, |current| {
-            let shown = shown_as_requested(resource, current);
-            let current = shown.as_ref().unwrap_or(current);
             let patched =
                 apply_patch(patch_type, current, body, &kind).map_err(|e| e.to_status_error())?;
             // A patch may not rename or move the object.
@@ -120,19 +118,6 @@ pub async fn patch(
         })
         .await
         .map(|object| (StatusCode::OK, object))
-}
-
-/// A custom resource as the version the request names shows it (it is stored in the
-/// storage version); `None` for built-in kinds, which are shown as stored.
-fn shown_as_requested(resource: &ResourceInfo, current: &Value) -> Option<Value> {
-    if !resource.custom {
-        return None;
-    }
-    let mut shown = current.clone();
-    if let Some(map) = shown.as_object_mut() {
-        map.insert("apiVersion".into(), resource.api_version().into());
-    }
-    Some(shown)
 }
 
 /// One server-side apply.
@@ -166,8 +151,6 @@ impl ApplyRequest<'_> {
                     self.name,
                     self.dry_run,
                     |current| {
-                        let shown = shown_as_requested(self.resource, current);
-                        let current = shown.as_ref().unwrap_or(current);
                         let applied = managed_fields::apply(
                             schema,
                             Some(current),

@@ -318,7 +318,7 @@ async fn handle(
                 .list(resource, target.namespace, &list_params)
                 .await
             {
-                Ok(list) => return respond_list(resource, custom, list, &params, output),
+                Ok(list) => return respond_list(registry, resource, custom, list, &params, output),
                 Err(e) => Err(e),
             }
         }
@@ -401,7 +401,7 @@ async fn handle(
                 )
                 .await
             {
-                Ok(list) => return respond_list(resource, custom, list, &params, output),
+                Ok(list) => return respond_list(registry, resource, custom, list, &params, output),
                 Err(e) => Err(e),
             }
         }
@@ -411,7 +411,9 @@ async fn handle(
         )),
     };
     let mut response = match result {
-        Ok((code, object)) => respond_object(resource, custom, code, object, &params, output),
+        Ok((code, object)) => {
+            respond_object(registry, resource, custom, code, object, &params, output)
+        }
         Err(e) => error(e),
     };
     crate::registry::field_validation::add_warnings(response.headers_mut(), &warnings);
@@ -864,20 +866,28 @@ fn encoded_response(code: StatusCode, value: &Value, output: Output, list: bool)
     }
 }
 
-/// A custom resource as the version it was asked for shows it: pruned and defaulted by
-/// its schema, as upstream decodes what it reads from storage; with one schema for all
-/// versions (conversion `None`), only `apiVersion` differs; list items carry their
-/// `apiVersion` and `kind`, as upstream's unstructured lists do.
-fn in_requested_version(custom: Option<&Served>, resource: &ResourceInfo, object: &mut Value) {
+/// A stored custom resource as the version the request names shows it: converted
+/// (by the CRD's webhook, if it has one), then pruned and defaulted by that version's
+/// schema, with its apiVersion and kind. Built-in objects are left as they are.
+fn in_requested_version(
+    registry: &Registry,
+    custom: Option<&Served>,
+    resource: &ResourceInfo,
+    objects: &mut [&mut Value],
+) -> Result<(), StatusError> {
     let Some(custom) = custom else {
-        return;
+        return Ok(());
     };
-    // what the schema prunes and defaults now applies to objects stored before it
-    custom.prepare(object);
-    if let Some(map) = object.as_object_mut() {
-        map.insert("apiVersion".into(), Value::String(resource.api_version()));
-        map.insert("kind".into(), Value::String(resource.kind.to_owned()));
+    registry.convert_custom(resource, objects, resource.version)?;
+    for object in objects.iter_mut() {
+        // what the schema prunes and defaults now applies to objects stored before it
+        custom.prepare(object);
+        if let Some(map) = object.as_object_mut() {
+            map.insert("apiVersion".into(), Value::String(resource.api_version()));
+            map.insert("kind".into(), Value::String(resource.kind.to_owned()));
+        }
     }
+    Ok(())
 }
 
 /// A Table of built-in objects, or of custom resources with their CRD version's
@@ -921,6 +931,7 @@ fn table_of(
 }
 
 fn respond_object(
+    registry: &Registry,
     resource: &ResourceInfo,
     custom: Option<&Served>,
     code: StatusCode,
@@ -929,7 +940,9 @@ fn respond_object(
     output: Output,
 ) -> Response {
     let mut object = object;
-    in_requested_version(custom, resource, &mut object);
+    if let Err(e) = in_requested_version(registry, custom, resource, &mut [&mut object]) {
+        return error(e);
+    }
     let shaped = match output.form {
         Form::Object => object,
         Form::Metadata => negotiation::partial_metadata(&object, &output.meta_api_version()),
@@ -949,6 +962,7 @@ fn respond_object(
 }
 
 fn respond_list(
+    registry: &Registry,
     resource: &ResourceInfo,
     custom: Option<&Served>,
     mut list: Value,
@@ -958,9 +972,10 @@ fn respond_list(
     if custom.is_some()
         && let Some(items) = list["items"].as_array_mut()
     {
-        items
-            .iter_mut()
-            .for_each(|item| in_requested_version(custom, resource, item));
+        let mut items: Vec<&mut Value> = items.iter_mut().collect();
+        if let Err(e) = in_requested_version(registry, custom, resource, &mut items) {
+            return error(e);
+        }
     }
     let shaped = match output.form {
         Form::Object => list,
@@ -1058,10 +1073,12 @@ async fn watch(
         .unwrap_or(1800);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
     let mut first = true;
+    let registry = registry.clone();
     let lines = stream
         .take_until(tokio::time::sleep_until(deadline))
         .filter_map(move |event| {
             let line = event_line(
+                &registry,
                 resource,
                 served.as_deref(),
                 &selectors,
@@ -1094,7 +1111,9 @@ async fn watch(
 /// modification that moves an object in or out of the selection is sent as ADDED or
 /// DELETED, as upstream's cacher does. What every watcher would compute alike (the
 /// decoded objects, the plain JSON line) is computed once per event and shared.
+#[allow(clippy::too_many_arguments)]
 fn event_line(
+    registry: &Registry,
     resource: &ResourceInfo,
     custom: Option<&Served>,
     selectors: &Selectors,
@@ -1132,7 +1151,9 @@ fn event_line(
     if custom.is_some() {
         // the decoded object is shared by every watcher: each version gets its copy
         let mut copy = (*object).clone();
-        in_requested_version(custom, resource, &mut copy);
+        if let Err(e) = in_requested_version(registry, custom, resource, &mut [&mut copy]) {
+            return line("ERROR", &serde_json::to_value(e.0).ok()?);
+        }
         object = Arc::new(copy);
     }
     let kind = match &event.event {

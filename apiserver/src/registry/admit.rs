@@ -128,7 +128,7 @@ impl Registry {
                 .get(&key, None)
                 .await
                 .map_err(|e| storage_error(e, &gr, name))?;
-            let current = decode(&kv)?;
+            let current = self.in_requested_version(resource, decode(&kv)?)?;
             let mut updated = transform(&current)?;
             admission
                 .mutate(Operation::Update, &mut updated, Some(&current), dry_run)

@@ -422,23 +422,33 @@ impl Registry {
             .or_else(|| self.custom.find(group, version, plural).map(|s| s.info))
     }
 
-    /// A custom resource as stored: in its CRD's storage version (conversion `None`
-    /// changes only `apiVersion`, as upstream's nop converter).
-    fn to_storage_version(&self, resource: &ResourceInfo, object: &mut Value) {
+    /// A custom resource in another version of its CRD (conversion `None` changes only
+    /// `apiVersion`, as upstream's nop converter; `Webhook` asks the CRD's webhook).
+    pub(crate) fn convert_custom(
+        &self,
+        resource: &ResourceInfo,
+        objects: &mut [&mut Value],
+        version: &str,
+    ) -> Result<(), StatusError> {
         if !resource.custom {
-            return;
+            return Ok(());
         }
-        if let Some(served) = self.custom.of(resource)
-            && let Some(map) = object.as_object_mut()
-        {
-            map.insert(
-                "apiVersion".into(),
-                Value::String(resources::api_version(
-                    resource.group,
-                    &served.storage_version,
-                )),
-            );
-        }
+        let Some(served) = self.custom.of(resource) else {
+            return Ok(());
+        };
+        let desired = resources::api_version(resource.group, version);
+        crate::crd::conversion::convert(self, &served, objects, &desired)
+    }
+
+    /// A stored object as the request's version shows it (custom resources are stored
+    /// in their CRD's storage version).
+    pub(crate) fn in_requested_version(
+        &self,
+        resource: &ResourceInfo,
+        mut object: Value,
+    ) -> Result<Value, StatusError> {
+        self.convert_custom(resource, &mut [&mut object], resource.version)?;
+        Ok(object)
     }
 
     /// The bytes stored for `object`: a custom resource in its storage version.
@@ -450,8 +460,11 @@ impl Registry {
         if !resource.custom {
             return encode(object);
         }
+        let Some(served) = self.custom.of(resource) else {
+            return encode(object);
+        };
         let mut stored = object.clone();
-        self.to_storage_version(resource, &mut stored);
+        self.convert_custom(resource, &mut [&mut stored], &served.storage_version)?;
         encode(&stored)
     }
 
@@ -976,7 +989,7 @@ impl Registry {
         let gr = resource.group_resource();
         let key = key(resource, namespace, name)?;
         let compute = |kv: &KeyValue| -> Result<Value, StatusError> {
-            let current = decode(kv)?;
+            let current = self.in_requested_version(resource, decode(kv)?)?;
             let mut updated = transform(&current)?;
             let errors = self.validate_changed(resource, &mut updated, &current);
             if !errors.is_empty() {

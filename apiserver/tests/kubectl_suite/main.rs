@@ -6,6 +6,7 @@
 //! format and list option, watch, apply, diff, server-side dry run, wait, explain and
 //! scale. Each test is one (store, kubectl) pair running every step in order.
 
+mod conversion;
 mod crds;
 mod harness;
 mod server_side_apply;
@@ -44,9 +45,11 @@ async fn suite(store: Store, kubectl_name: &'static str) {
 async fn custom_resources(store: Store) {
     let server = Server::start(store).await;
     let kubectl = Kubectl::new("kubectl", &server.kubeconfig);
+    let webhook = conversion::start_webhook().await;
     tokio::task::spawn_blocking(move || {
         crds::custom_resources(&kubectl);
         crds::two_versions(&kubectl);
+        conversion::webhook_conversion(&kubectl, &webhook);
     })
     .await
     .unwrap();

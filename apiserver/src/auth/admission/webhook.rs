@@ -281,80 +281,84 @@ impl Webhooks {
 
     /// Where a webhook is reached.
     async fn target(&self, hook: &Hook) -> Result<Target, String> {
-        let ca = match &hook.ca_bundle {
-            None => None,
-            Some(Ok(pem)) => Some(pem.clone()),
-            Some(Err(e)) => return Err(e.clone()),
-        };
-        match &hook.endpoint {
-            Endpoint::Missing => {
-                Err("webhook configuration must have either service or URL".to_owned())
-            }
-            Endpoint::Url(url) => Target::from_url(url, ca),
-            Endpoint::Service {
-                namespace,
-                name,
+        target_of(&self.registry, hook).await
+    }
+}
+
+/// Where a webhook is reached.
+async fn target_of(registry: &Registry, hook: &Hook) -> Result<Target, String> {
+    let ca = match &hook.ca_bundle {
+        None => None,
+        Some(Ok(pem)) => Some(pem.clone()),
+        Some(Err(e)) => return Err(e.clone()),
+    };
+    match &hook.endpoint {
+        Endpoint::Missing => {
+            Err("webhook configuration must have either service or URL".to_owned())
+        }
+        Endpoint::Url(url) => Target::from_url(url, ca),
+        Endpoint::Service {
+            namespace,
+            name,
+            path,
+            port,
+        } => {
+            let address = resolve_service(registry, namespace, name, *port).await?;
+            let host = if address.contains(':') {
+                format!("[{address}]")
+            } else {
+                address.clone()
+            };
+            let path = path.clone().unwrap_or_default();
+            Ok(Target {
+                connect_host: address,
+                port: *port,
+                server_name: format!("{name}.{namespace}.svc"),
                 path,
-                port,
-            } => {
-                let address = self.resolve_service(namespace, name, *port).await?;
-                let host = if address.contains(':') {
-                    format!("[{address}]")
-                } else {
-                    address.clone()
-                };
-                let path = path.clone().unwrap_or_default();
-                Ok(Target {
-                    connect_host: address,
-                    port: *port,
-                    server_name: format!("{name}.{namespace}.svc"),
-                    path,
-                    display: format!("https://{host}:{port}"),
-                    ca,
-                })
-            }
+                display: format!("https://{host}:{port}"),
+                ca,
+            })
         }
     }
+}
 
-    /// The address of a Service: its cluster IP (or external name), as kube-apiserver
-    /// routes webhook calls.
-    async fn resolve_service(
-        &self,
-        namespace: &str,
-        name: &str,
-        port: u16,
-    ) -> Result<String, String> {
-        let resource = resources::find("", "v1", "services")
-            .ok_or_else(|| "services are not served".to_owned())?;
-        let service = self
-            .registry
-            .get(resource, Some(namespace), name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let spec = &service["spec"];
-        let kind = spec["type"].as_str().unwrap_or("ClusterIP");
-        let cluster_ip = spec["clusterIP"].as_str().unwrap_or("");
-        match kind {
-            "ClusterIP" if cluster_ip == "None" => {
-                Err(r#"cannot route to service with ClusterIP "None""#.to_owned())
-            }
-            "ClusterIP" | "LoadBalancer" | "NodePort" => {
-                let has_port = spec["ports"].as_array().is_some_and(|ports| {
-                    ports
-                        .iter()
-                        .any(|p| p["port"].as_u64() == Some(u64::from(port)))
-                });
-                if !has_port {
-                    return Err(format!("no service port {port} found for service {name:?}"));
-                }
-                if cluster_ip.is_empty() {
-                    return Err(format!("service {name:?} has no cluster IP"));
-                }
-                Ok(cluster_ip.to_owned())
-            }
-            "ExternalName" => Ok(spec["externalName"].as_str().unwrap_or("").to_owned()),
-            other => Err(format!("unsupported service type {other:?}")),
+/// The address of a Service: its cluster IP (or external name), as kube-apiserver
+/// routes webhook calls.
+async fn resolve_service(
+    registry: &Registry,
+    namespace: &str,
+    name: &str,
+    port: u16,
+) -> Result<String, String> {
+    let resource = resources::find("", "v1", "services")
+        .ok_or_else(|| "services are not served".to_owned())?;
+    let service = registry
+        .get(resource, Some(namespace), name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let spec = &service["spec"];
+    let kind = spec["type"].as_str().unwrap_or("ClusterIP");
+    let cluster_ip = spec["clusterIP"].as_str().unwrap_or("");
+    match kind {
+        "ClusterIP" if cluster_ip == "None" => {
+            Err(r#"cannot route to service with ClusterIP "None""#.to_owned())
         }
+        "ClusterIP" | "LoadBalancer" | "NodePort" => {
+            let has_port = spec["ports"].as_array().is_some_and(|ports| {
+                ports
+                    .iter()
+                    .any(|p| p["port"].as_u64() == Some(u64::from(port)))
+            });
+            if !has_port {
+                return Err(format!("no service port {port} found for service {name:?}"));
+            }
+            if cluster_ip.is_empty() {
+                return Err(format!("service {name:?} has no cluster IP"));
+            }
+            Ok(cluster_ip.to_owned())
+        }
+        "ExternalName" => Ok(spec["externalName"].as_str().unwrap_or("").to_owned()),
+        other => Err(format!("unsupported service type {other:?}")),
     }
 }
 
@@ -954,7 +958,7 @@ fn decode_patch(patch: &[u8]) -> Result<usize, String> {
 
 /// Where and how to reach a webhook.
 #[derive(Clone, Debug)]
-struct Target {
+pub(crate) struct Target {
     /// The host connected to (a name or an IP).
     connect_host: String,
     port: u16,
@@ -969,6 +973,16 @@ struct Target {
 }
 
 impl Target {
+    /// The target of a webhook `clientConfig` (`url`, or `service` routed to its
+    /// cluster IP with the TLS name `<service>.<namespace>.svc`; `caBundle` trusted).
+    pub(crate) async fn of_client_config(
+        registry: &Registry,
+        client: &Value,
+    ) -> Result<Target, String> {
+        let hook = Hook::parse(&serde_json::json!({"clientConfig": client}));
+        target_of(registry, &hook).await
+    }
+
     fn from_url(url: &str, ca: Option<Vec<u8>>) -> Result<Self, String> {
         let uri: hyper::Uri = url.parse().map_err(|e| format!("parse {url:?}: {e}"))?;
         if uri.scheme_str() != Some("https") {
@@ -1007,7 +1021,11 @@ impl Target {
 
 /// POSTs `body` to the webhook within `timeout` (connection, TLS, request and
 /// answer); the decoded answer, or the error text as Go's client words it.
-async fn post(target: &Target, timeout: Duration, body: Vec<u8>) -> Result<Value, String> {
+pub(crate) async fn post(
+    target: &Target,
+    timeout: Duration,
+    body: Vec<u8>,
+) -> Result<Value, String> {
     let path = format!("{}?timeout={}s", target.path, timeout.as_secs());
     let url = format!("{}{path}", target.display);
     match tokio::time::timeout(timeout, exchange(target, &path, body)).await {
