@@ -58,6 +58,8 @@ pub struct Served {
     pub scale: Option<Value>,
     /// Whether the CRD is being deleted (creates are refused).
     pub terminating: bool,
+    /// The version's `selectableFields`, as dotted paths (`spec.color`).
+    pub selectable_fields: Vec<String>,
     /// The conversion webhook's `clientConfig`, when the CRD converts by webhook.
     pub conversion_webhook: Option<Value>,
     /// The schema compiled for field ownership, on first use.
@@ -311,6 +313,14 @@ pub(crate) fn served_versions(table: &CustomResources, crd: &Value) -> Vec<Serve
                 scale,
                 terminating,
                 conversion_webhook: conversion_webhook.clone(),
+                selectable_fields: v["selectableFields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["jsonPath"].as_str())
+                    .filter_map(|p| strategy::selectable_path(p).ok())
+                    .map(|steps| steps.join("."))
+                    .collect(),
                 shapes: Default::default(),
             })
         })

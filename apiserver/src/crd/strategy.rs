@@ -222,6 +222,10 @@ pub fn validate(object: &Value) -> Vec<FieldError> {
                 "schemas are required",
             ));
         }
+        errors.extend(validate_selectable_fields(
+            version,
+            &format!("spec.versions[{i}].selectableFields"),
+        ));
         seen.push(version_name);
     }
     let mut unique = seen.clone();
@@ -291,6 +295,103 @@ pub fn validate(object: &Value) -> Vec<FieldError> {
     errors
 }
 
+/// The most selectable fields a version may declare.
+const MAX_SELECTABLE_FIELDS: usize = 8;
+
+/// A version's `selectableFields`: each a simple path (no array notation) to a string,
+/// boolean or integer field of the version's schema, outside `metadata`, at most 8.
+fn validate_selectable_fields(version: &Value, path: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let Some(fields) = version["selectableFields"].as_array() else {
+        return errors;
+    };
+    let schema = version.pointer("/schema/openAPIV3Schema");
+    let mut unique: Vec<String> = Vec::new();
+    for (j, field) in fields.iter().enumerate() {
+        let at = format!("{path}[{j}].jsonPath");
+        let json_path = field["jsonPath"].as_str().unwrap_or("");
+        if json_path.is_empty() {
+            errors.push(FieldError::required(at, ""));
+            continue;
+        }
+        let steps = match selectable_path(json_path) {
+            Ok(steps) => steps,
+            Err(why) => {
+                errors.push(FieldError::invalid(
+                    at,
+                    json_path,
+                    format!("is an invalid path: {why}"),
+                ));
+                continue;
+            }
+        };
+        let mut found = schema;
+        for step in &steps {
+            found = found
+                .and_then(|s| s.get("properties"))
+                .and_then(|p| p.get(step));
+        }
+        let Some(found) = found else {
+            errors.push(FieldError::invalid(
+                at,
+                json_path,
+                format!(
+                    "is an invalid path: does not refer to a valid field: {}",
+                    steps.join(".")
+                ),
+            ));
+            continue;
+        };
+        if steps.first().map(String::as_str) == Some("metadata") {
+            errors.push(FieldError::invalid(
+                at.clone(),
+                json_path,
+                "must not point to fields in metadata",
+            ));
+        }
+        let allowed = matches!(
+            found["type"].as_str(),
+            Some("string" | "boolean" | "integer")
+        );
+        if !allowed {
+            errors.push(FieldError::invalid(
+                at.clone(),
+                json_path,
+                "must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed.",
+            ));
+        }
+        let key = steps.join(".");
+        if unique.contains(&key) {
+            errors.push(FieldError::duplicate(at, json_path));
+        } else {
+            unique.push(key);
+        }
+    }
+    if unique.len() > MAX_SELECTABLE_FIELDS {
+        errors.push(FieldError::too_many(
+            path,
+            unique.len() as i64,
+            MAX_SELECTABLE_FIELDS as i64,
+        ));
+    }
+    errors
+}
+
+/// The field names of a selectable field's simple JSON path (`.spec.color`).
+pub(crate) fn selectable_path(json_path: &str) -> Result<Vec<String>, String> {
+    let Some(rest) = json_path.strip_prefix('.') else {
+        return Err(format!("must start with '.': {json_path:?}"));
+    };
+    let steps: Vec<String> = rest.split('.').map(str::to_owned).collect();
+    if let Some(bad) = steps
+        .iter()
+        .find(|s| s.is_empty() || s.contains(['[', ']', '*', ' ']))
+    {
+        return Err(format!("unsupported path element {bad:?}"));
+    }
+    Ok(steps)
+}
+
 /// What an update may not change: the group and plural always, the scope and kind once
 /// the CRD is established.
 pub fn validate_update_only(new: &Value, old: &Value) -> Vec<FieldError> {
@@ -358,6 +459,32 @@ mod tests {
             validate(&object).is_empty(),
             "{}",
             message(&validate(&object))
+        );
+    }
+
+    #[test]
+    fn selectable_fields_must_be_scalar_fields_outside_metadata() {
+        let mut object = crd();
+        prepare_for_create(&mut object);
+        object["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({"type": "object",
+            "properties": {"spec": {"type": "object", "properties": {
+                "color": {"type": "string"}, "size": {"type": "integer"},
+                "tags": {"type": "array", "items": {"type": "string"}}}}}});
+        object["spec"]["versions"][0]["selectableFields"] = json!([
+            {"jsonPath": ".spec.color"}, {"jsonPath": ".spec.size"}, {"jsonPath": ".spec.tags"},
+            {"jsonPath": ".spec.color"}, {"jsonPath": ".spec.nope"}, {"jsonPath": "spec.color"},
+            {"jsonPath": ""}]);
+        let errors = validate(&object);
+        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            texts,
+            [
+                "spec.versions[0].selectableFields[2].jsonPath: Invalid value: \".spec.tags\": must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed.",
+                "spec.versions[0].selectableFields[3].jsonPath: Duplicate value: \".spec.color\"",
+                "spec.versions[0].selectableFields[4].jsonPath: Invalid value: \".spec.nope\": is an invalid path: does not refer to a valid field: spec.nope",
+                "spec.versions[0].selectableFields[5].jsonPath: Invalid value: \"spec.color\": is an invalid path: must start with '.': \"spec.color\"",
+                "spec.versions[0].selectableFields[6].jsonPath: Required value",
+            ]
         );
     }
 

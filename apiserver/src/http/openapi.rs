@@ -9,13 +9,13 @@
 //! paths from the resource table. Documents are built once, on first use: they are
 //! several MiB and never change while the server runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use apimachinery::resources::{self, ResourceInfo, Subresource};
-use axum::extract::{Path, RawQuery};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -23,7 +23,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
-use super::{VersionInfo, not_found};
+use super::{AppState, VersionInfo, not_found};
+use crate::crd::Served;
 use crate::typed;
 
 /// The v2 document's media types, as kube-openapi's handler offers them: JSON, and the
@@ -134,22 +135,138 @@ fn v3_documents() -> &'static V3 {
     })
 }
 
+/// The documents that include the custom resources CRDs serve, rebuilt when those
+/// change (their definitions' fingerprint differs).
+struct CustomDocuments {
+    fingerprint: u64,
+    /// The v2 document with the custom resources in it.
+    v2: Arc<V2>,
+    /// The v3 root and one document per custom group version.
+    v3: Arc<V3>,
+}
+
+static CUSTOM_DOCUMENTS: Mutex<Option<Arc<CustomDocuments>>> = Mutex::new(None);
+
+/// What the documents of `served` depend on, hashed.
+fn fingerprint(served: &[Arc<Served>]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for s in served {
+        let info = s.info;
+        (
+            info.group,
+            info.version,
+            info.kind,
+            info.plural,
+            info.namespaced,
+        )
+            .hash(&mut hasher);
+        for sub in info.subresources {
+            sub.name.hash(&mut hasher);
+        }
+        s.schema.as_ref().map(Value::to_string).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// The documents with the custom resources the registry serves now; `None` when no
+/// CRD serves any (the built-in documents are the answer).
+async fn custom_documents(state: &AppState) -> Result<Option<Arc<CustomDocuments>>, String> {
+    let served = state.registry().custom().all();
+    if served.is_empty() {
+        return Ok(None);
+    }
+    let fingerprint = fingerprint(&served);
+    {
+        let cached = CUSTOM_DOCUMENTS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(docs) = cached.as_ref().filter(|d| d.fingerprint == fingerprint) {
+            return Ok(Some(docs.clone()));
+        }
+    }
+    let docs = tokio::task::spawn_blocking(move || {
+        let document = build_with(Flavor::V2, None, &served);
+        let v2 = V2 {
+            json: Document::new(&document),
+            protobuf: Document::from_bytes(super::openapi_protobuf::encode(&document)),
+        };
+        let builtin = v3_documents();
+        let mut group_versions: BTreeMap<String, Document> = BTreeMap::new();
+        let mut custom_gvs: Vec<(&str, &str)> = served
+            .iter()
+            .map(|s| (s.info.group, s.info.version))
+            .collect();
+        custom_gvs.dedup();
+        for (group, version) in custom_gvs {
+            let of_gv: Vec<Arc<Served>> = served
+                .iter()
+                .filter(|s| s.info.group == group && s.info.version == version)
+                .cloned()
+                .collect();
+            let only = Some((group, version));
+            group_versions.insert(
+                gv_path(group, version),
+                Document::new(&build_with(Flavor::V3, only, &of_gv)),
+            );
+        }
+        let mut paths: Map<String, Value> = builtin
+            .group_versions
+            .iter()
+            .map(|(path, doc)| (path.clone(), v3_entry(path, doc)))
+            .collect();
+        for (path, doc) in &group_versions {
+            paths.insert(path.clone(), v3_entry(path, doc));
+        }
+        CustomDocuments {
+            fingerprint,
+            v2: Arc::new(v2),
+            v3: Arc::new(V3 {
+                root: Document::new(&json!({ "paths": paths })),
+                group_versions,
+            }),
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let docs = Arc::new(docs);
+    *CUSTOM_DOCUMENTS.lock().unwrap_or_else(|p| p.into_inner()) = Some(docs.clone());
+    Ok(Some(docs))
+}
+
+/// A v3 root entry: where a group version's document is, with its hash.
+fn v3_entry(path: &str, doc: &Document) -> Value {
+    json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.etag) })
+}
+
 /// `GET /openapi/v2`: the Swagger 2.0 document, as JSON or in gnostic's protobuf
 /// (what client-go's discovery and kubectl up to 1.28 ask for alone).
-pub(super) async fn v2(headers: HeaderMap) -> Response {
+pub(super) async fn v2(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(media_type) = v2_media_type(&headers) else {
         return not_acceptable();
     };
-    let docs = tokio::task::spawn_blocking(v2_documents).await;
-    match docs {
-        Ok(docs) if media_type == V2_JSON => serve(&headers, &docs.json, "no-cache, private"),
-        Ok(docs) => serve_as(&headers, &docs.protobuf, media_type, "no-cache, private"),
-        Err(e) => internal(&e),
+    let custom = match custom_documents(&state).await {
+        Ok(custom) => custom,
+        Err(e) => return internal(&e),
+    };
+    let docs: &V2 = match &custom {
+        Some(custom) => &custom.v2,
+        None => match tokio::task::spawn_blocking(v2_documents).await {
+            Ok(docs) => docs,
+            Err(e) => return internal(&e),
+        },
+    };
+    if media_type == V2_JSON {
+        serve(&headers, &docs.json, "no-cache, private")
+    } else {
+        serve_as(&headers, &docs.protobuf, media_type, "no-cache, private")
     }
 }
 
 /// `GET /openapi/v3`: which group versions have a document, and where (with its hash).
-pub(super) async fn v3_root(headers: HeaderMap) -> Response {
+pub(super) async fn v3_root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match custom_documents(&state).await {
+        Ok(Some(custom)) => return serve(&headers, &custom.v3.root, "no-cache, private"),
+        Ok(None) => {}
+        Err(e) => return internal(&e),
+    }
     match tokio::task::spawn_blocking(v3_documents).await {
         Ok(docs) => serve(&headers, &docs.root, "no-cache, private"),
         Err(e) => internal(&e),
@@ -160,6 +277,7 @@ pub(super) async fn v3_root(headers: HeaderMap) -> Response {
 /// With the current hash it may be cached forever; with a stale one the client is sent to
 /// the current URL, as kube-openapi's handler3 does.
 pub(super) async fn v3_group_version(
+    State(state): State<AppState>,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -168,7 +286,15 @@ pub(super) async fn v3_group_version(
         Ok(docs) => docs,
         Err(e) => return internal(&e),
     };
-    let Some(doc) = docs.group_versions.get(&path) else {
+    let custom = match custom_documents(&state).await {
+        Ok(custom) => custom,
+        Err(e) => return internal(&e),
+    };
+    let Some(doc) = docs
+        .group_versions
+        .get(&path)
+        .or_else(|| custom.as_ref().and_then(|c| c.v3.group_versions.get(&path)))
+    else {
         return not_found();
     };
     if !accepts(&headers, V3_JSON) {
@@ -468,9 +594,16 @@ const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
 const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";
 const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// Builds one document: every group version (v2) or one (v3).
 fn build(flavor: Flavor, only: Option<(&str, &str)>) -> Value {
+    build_with(flavor, only, &[])
+}
+
+/// The document of the built-in resources (in `only`'s group version, or all) and the
+/// custom resources in `custom`.
+fn build_with(flavor: Flavor, only: Option<(&str, &str)>, custom: &[Arc<Served>]) -> Value {
     let mut settings = match flavor {
         // k8s-openapi's `$ref` siblings (descriptions) stay as they are in upstream's v2
         Flavor::V2 => {
@@ -488,6 +621,24 @@ fn build(flavor: Flavor, only: Option<(&str, &str)>) -> Value {
         paths: Map::new(),
         extra: Map::new(),
         kinds: BTreeMap::new(),
+        custom: custom
+            .iter()
+            .map(|served| {
+                let info = served.info;
+                let key = (
+                    info.group.to_owned(),
+                    info.version.to_owned(),
+                    info.kind.to_owned(),
+                );
+                (
+                    key,
+                    served
+                        .schema
+                        .clone()
+                        .unwrap_or_else(|| json!({"type": "object"})),
+                )
+            })
+            .collect(),
     };
     // the meta types every group version's operations refer to
     builder.generator.subschema_for::<meta::DeleteOptions>();
@@ -523,6 +674,11 @@ fn build(flavor: Flavor, only: Option<(&str, &str)>) -> Value {
     for resource in resources::RESOURCES {
         if only.is_none_or(|(g, v)| resource.group == g && resource.version == v) {
             builder.resource(resource);
+        }
+    }
+    for served in custom {
+        if only.is_none_or(|(g, v)| served.info.group == g && served.info.version == v) {
+            builder.resource(served.info);
         }
     }
     let mut schemas = builder.generator.take_definitions(true);
@@ -602,6 +758,8 @@ struct Builder {
     extra: Map<String, Value>,
     /// The `x-kubernetes-group-version-kind` entries of each top-level schema.
     kinds: BTreeMap<String, Vec<Value>>,
+    /// The schemas of custom resources by (group, version, kind), from their CRDs.
+    custom: HashMap<(String, String, String), Value>,
 }
 
 /// The group-version-kind an operation acts on.
@@ -622,6 +780,9 @@ impl Builder {
     /// Registers a kind's schema (noting its GVK) and returns its name, if k8s-openapi
     /// has the type.
     fn kind_schema(&mut self, gvk: Gvk<'_>) -> Option<String> {
+        if let Some(name) = self.custom_schema(gvk) {
+            return Some(name);
+        }
         let kind = typed::find(gvk.group, gvk.version, gvk.kind)?;
         (kind.schema)(&mut self.generator);
         let name = (kind.schema_name)().into_owned();
@@ -634,8 +795,14 @@ impl Builder {
 
     /// Registers `<Kind>List` beside its kind and returns its name.
     fn list_schema(&mut self, gvk: Gvk<'_>, item: &str) -> Option<String> {
-        let kind = typed::find(gvk.group, gvk.version, gvk.kind)?;
-        let list_kind = kind.list_kind?;
+        let custom_list = self
+            .custom
+            .contains_key(&(gvk.group.into(), gvk.version.into(), gvk.kind.into()))
+            .then(|| format!("{}List", gvk.kind));
+        let list_kind: &str = match &custom_list {
+            Some(list_kind) => list_kind,
+            None => typed::find(gvk.group, gvk.version, gvk.kind)?.list_kind?,
+        };
         let name = match item.rsplit_once('.') {
             Some((prefix, _)) => format!("{prefix}.{list_kind}"),
             None => list_kind.to_owned(),
@@ -683,6 +850,54 @@ impl Builder {
                 "metadata": described(meta_ref, "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"),
             },
         });
+        self.extra.insert(name.clone(), schema);
+        Some(name)
+    }
+
+    /// Registers a custom resource's schema from its CRD under upstream's name for it
+    /// (the group reversed: `com.example.stable.v1.CronTab`), with the `apiVersion`,
+    /// `kind` and `metadata` every object has.
+    fn custom_schema(&mut self, gvk: Gvk<'_>) -> Option<String> {
+        let key = (
+            gvk.group.to_owned(),
+            gvk.version.to_owned(),
+            gvk.kind.to_owned(),
+        );
+        let mut schema = self.custom.get(&key)?.clone();
+        let reversed: Vec<&str> = gvk.group.split('.').rev().collect();
+        let name = format!("{}.{}.{}", reversed.join("."), gvk.version, gvk.kind);
+        self.generator.subschema_for::<meta::ObjectMeta>();
+        if !schema.is_object() {
+            schema = json!({"type": "object"});
+        }
+        let properties = schema
+            .as_object_mut()
+            .map(|o| o.entry("properties").or_insert_with(|| json!({})));
+        if let Some(Value::Object(properties)) = properties {
+            properties.insert(
+                "apiVersion".into(),
+                json!({"description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources", "type": "string"}),
+            );
+            properties.insert(
+                "kind".into(),
+                json!({"description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds", "type": "string"}),
+            );
+            let reference = self.flavor.reference(OBJECT_META);
+            let description = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+            let metadata = match self.flavor {
+                Flavor::V2 => {
+                    let mut r = reference;
+                    r["description"] = description.into();
+                    r
+                }
+                Flavor::V3 => json!({"allOf": [reference], "description": description}),
+            };
+            properties.insert("metadata".into(), metadata);
+        }
+        let entry = self.kinds.entry(name.clone()).or_default();
+        if !entry.contains(&gvk.to_json()) {
+            entry.push(gvk.to_json());
+        }
         self.extra.insert(name.clone(), schema);
         Some(name)
     }

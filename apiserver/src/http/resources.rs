@@ -1015,7 +1015,7 @@ async fn watch(
                 None => by_name,
             });
     }
-    let selectors = match Selectors::parse(resource, &list_params) {
+    let selectors = match registry.selectors(resource, &list_params) {
         Ok(s) => s,
         Err(e) => return error(e),
     };

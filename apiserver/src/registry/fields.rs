@@ -92,21 +92,25 @@ pub fn is_supported(resource: &ResourceInfo, field: &str) -> bool {
             .any(|(name, _)| *name == field)
 }
 
+/// The scalar at a dotted path of `object` as a field selector sees it; `None` when
+/// absent or not a scalar.
+pub fn text_at(object: &Value, path: &str) -> Option<String> {
+    let mut value = object;
+    for part in path.split('.') {
+        value = value.get(part)?;
+    }
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// The selectable field set of `object`.
 pub fn field_set(resource: &ResourceInfo, object: &Value) -> Fields {
     let mut fields = Fields::new();
-    let text = |path: &str| {
-        let mut value = object;
-        for part in path.split('.') {
-            value = value.get(part)?;
-        }
-        match value {
-            Value::String(s) => Some(s.clone()),
-            Value::Bool(b) => Some(b.to_string()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
-    };
+    let text = |path: &str| text_at(object, path);
     fields.insert(
         "metadata.name".into(),
         text("metadata.name").unwrap_or_default(),

@@ -78,12 +78,24 @@ pub struct ListParams {
 pub struct Selectors {
     labels: label_selectors::Selector,
     fields: field_selectors::Selector,
+    /// A custom resource's selectable fields (`spec.color`), beside the built-in ones.
+    selectable: Vec<String>,
 }
 
 impl Selectors {
     /// Parses `labelSelector` and `fieldSelector`, refusing fields the resource cannot
     /// select on, with upstream's messages.
     pub fn parse(resource: &ResourceInfo, params: &ListParams) -> Result<Self, StatusError> {
+        Self::parse_with(resource, params, Vec::new())
+    }
+
+    /// As [`Selectors::parse`], for a custom resource whose CRD version declares
+    /// `selectable` fields.
+    pub fn parse_with(
+        resource: &ResourceInfo,
+        params: &ListParams,
+        selectable: Vec<String>,
+    ) -> Result<Self, StatusError> {
         let labels = match params.label_selector.as_deref().filter(|s| !s.is_empty()) {
             Some(s) => label_selectors::Selector::parse(s)
                 .map_err(|e| StatusError::bad_request(e.to_string()))?,
@@ -95,14 +107,20 @@ impl Selectors {
             None => field_selectors::Selector::everything(),
         };
         for requirement in fields.requirements() {
-            if !fields::is_supported(resource, &requirement.field) {
+            if !fields::is_supported(resource, &requirement.field)
+                && !selectable.contains(&requirement.field)
+            {
                 return Err(StatusError::bad_request(format!(
                     "field label not supported: {}",
                     requirement.field
                 )));
             }
         }
-        Ok(Selectors { labels, fields })
+        Ok(Selectors {
+            labels,
+            fields,
+            selectable,
+        })
     }
 
     /// Whether the selectors select everything.
@@ -112,8 +130,17 @@ impl Selectors {
 
     /// Whether `object` is selected.
     pub fn matches(&self, resource: &ResourceInfo, object: &Value) -> bool {
-        self.labels.matches(&meta::labels(object))
-            && self.fields.matches(&fields::field_set(resource, object))
+        if !self.labels.matches(&meta::labels(object)) {
+            return false;
+        }
+        let mut set = fields::field_set(resource, object);
+        for path in &self.selectable {
+            set.insert(
+                path.clone(),
+                fields::text_at(object, path).unwrap_or_default(),
+            );
+        }
+        self.fields.matches(&set)
     }
 }
 
@@ -422,6 +449,24 @@ impl Registry {
             .or_else(|| self.custom.find(group, version, plural).map(|s| s.info))
     }
 
+    /// The selectors of a list or watch of `resource`, with the selectable fields its
+    /// CRD version declares.
+    pub fn selectors(
+        &self,
+        resource: &ResourceInfo,
+        params: &ListParams,
+    ) -> Result<Selectors, StatusError> {
+        let selectable = match resource.custom {
+            true => self
+                .custom
+                .of(resource)
+                .map(|s| s.selectable_fields.clone())
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
+        Selectors::parse_with(resource, params, selectable)
+    }
+
     /// A custom resource in another version of its CRD (conversion `None` changes only
     /// `apiVersion`, as upstream's nop converter; `Webhook` asks the CRD's webhook).
     pub(crate) fn convert_custom(
@@ -544,7 +589,7 @@ impl Registry {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<Option<Bytes>, StatusError> {
-        if !Selectors::parse(resource, params)?.is_everything() {
+        if !self.selectors(resource, params)?.is_everything() {
             return Ok(None);
         }
         let prefix = prefix(resource, namespace)?;
@@ -834,7 +879,7 @@ impl Registry {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<Value, StatusError> {
-        let selectors = Selectors::parse(resource, params)?;
+        let selectors = self.selectors(resource, params)?;
         let prefix = prefix(resource, namespace)?;
         let exact = params.resource_version_match.as_deref() == Some("Exact");
         let mut revision = match (&params.resource_version, exact) {

@@ -28,6 +28,8 @@ spec:
       scale:
         specReplicasPath: .spec.replicas
         statusReplicasPath: .status.replicas
+    selectableFields:
+    - jsonPath: .spec.image
     additionalPrinterColumns:
     - name: Spec
       type: string
@@ -219,6 +221,26 @@ pub fn custom_resources(kubectl: &Kubectl) {
             .windows(8)
             .any(|w| w == b"crontabs")
     });
+    // the CRD's schema is in the OpenAPI documents: explain renders it (v3), and the
+    // v2 document has its definition under upstream's name
+    let explained = kubectl.ok(&["explain", "crontabs.spec"]);
+    assert!(explained.contains("KIND:       CronTab"), "{explained}");
+    assert!(
+        explained.contains("cronSpec\t<string> -required-"),
+        "{explained}"
+    );
+    assert!(explained.contains("replicas\t<integer>"), "{explained}");
+    let v2: serde_json::Value =
+        serde_json::from_str(&kubectl.ok(&["get", "--raw", "/openapi/v2"])).unwrap();
+    let definition = &v2["definitions"]["com.example.stable.v1.CronTab"];
+    assert_eq!(
+        definition["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "stable.example.com", "kind": "CronTab", "version": "v1"}])
+    );
+    assert!(
+        v2["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}/scale"]
+            .is_object()
+    );
 
     let out = kubectl.ok_with(
         &["apply", "-f", "-"],
@@ -321,6 +343,38 @@ pub fn custom_resources(kubectl: &Kubectl) {
     assert_eq!(
         kubectl.jsonpath(&["ct", "extra"], "{.spec}"),
         "{\"cronSpec\":\"* * * * *\",\"replicas\":1}"
+    );
+
+    // selectableFields: the image selects, other spec fields do not
+    assert_eq!(
+        kubectl
+            .ok(&[
+                "get",
+                "ct",
+                "--field-selector",
+                "spec.image=backup:1",
+                "-o",
+                "name"
+            ])
+            .trim(),
+        "crontab.stable.example.com/nightly"
+    );
+    let names = kubectl.ok(&[
+        "get",
+        "ct",
+        "--field-selector",
+        "spec.image!=backup:1",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        !names.contains("nightly") && names.contains("extra"),
+        "{names}"
+    );
+    let err = kubectl.fails(&["get", "ct", "--field-selector", "spec.cronSpec=x"], "");
+    assert!(
+        err.contains("field label not supported: spec.cronSpec"),
+        "{err}"
     );
 
     // the status subresource: status is not set through the main resource
