@@ -48,12 +48,34 @@ pub(crate) fn compile(source: &str) -> Arc<Result<Program, String>> {
     compiled
 }
 
-/// Runs `program` with `self` and, when given, `oldSelf`.
-fn run(program: &Program, value: &Value, old: Option<&Value>) -> Result<CelValue, String> {
+/// A node's value and old value as CEL sees them, converted once for all its rules.
+struct Subjects<'a> {
+    old: Option<&'a Value>,
+    value_cel: CelValue,
+    /// Converted when a transition rule first needs it.
+    old_cel: std::cell::OnceCell<Option<CelValue>>,
+}
+
+impl<'a> Subjects<'a> {
+    fn new(value: &'a Value, old: Option<&'a Value>) -> Self {
+        Subjects {
+            old,
+            value_cel: to_cel(value),
+            old_cel: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn old_cel(&self) -> Option<&CelValue> {
+        self.old_cel.get_or_init(|| self.old.map(to_cel)).as_ref()
+    }
+}
+
+/// Runs `program` with `self` and, for a transition rule, `oldSelf`.
+fn run(program: &Program, subjects: &Subjects<'_>, transition: bool) -> Result<CelValue, String> {
     let mut context = CelContext::default();
-    context.add_variable_from_value("self", to_cel(value));
-    if let Some(old) = old {
-        context.add_variable_from_value("oldSelf", to_cel(old));
+    context.add_variable_from_value("self", subjects.value_cel.clone());
+    if transition && let Some(old) = subjects.old_cel() {
+        context.add_variable_from_value("oldSelf", old.clone());
     }
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(&context))) {
         Ok(Ok(value)) => Ok(value),
@@ -103,9 +125,13 @@ fn walk(
     if value.is_null() {
         return;
     }
-    if let Some(rules) = schema["x-kubernetes-validations"].as_array() {
+    if let Some(rules) = schema["x-kubernetes-validations"]
+        .as_array()
+        .filter(|r| !r.is_empty())
+    {
+        let subjects = Subjects::new(value, old);
         for rule in rules {
-            check_rule(schema, rule, value, old, path, errors);
+            check_rule(schema, rule, &subjects, path, errors);
         }
     }
     match value {
@@ -174,8 +200,7 @@ fn walk(
 fn check_rule(
     schema: &Value,
     rule: &Value,
-    value: &Value,
-    old: Option<&Value>,
+    subjects: &Subjects<'_>,
     path: &[String],
     errors: &mut Vec<FieldError>,
 ) {
@@ -183,7 +208,7 @@ fn check_rule(
         return;
     };
     let transition = source.contains("oldSelf");
-    if transition && old.is_none() {
+    if transition && subjects.old.is_none() {
         // a transition rule needs the old value; upstream skips it on create
         return;
     }
@@ -207,10 +232,10 @@ fn check_rule(
             return;
         }
     };
-    let outcome = run(program, value, old.filter(|_| transition));
+    let outcome = run(program, subjects, transition);
     let detail = match outcome {
         Ok(CelValue::Bool(true)) => return,
-        Ok(CelValue::Bool(false)) => failure_message(rule, value, old),
+        Ok(CelValue::Bool(false)) => failure_message(rule, subjects),
         Ok(_) => format!(
             "rule did not evaluate to a boolean evaluating rule: {}",
             source.trim()
@@ -228,10 +253,10 @@ fn check_rule(
 
 /// A failed rule's detail: its messageExpression's string, its message, or
 /// `failed rule: <rule>`.
-fn failure_message(rule: &Value, value: &Value, old: Option<&Value>) -> String {
+fn failure_message(rule: &Value, subjects: &Subjects<'_>) -> String {
     if let Some(expression) = rule["messageExpression"].as_str()
         && let Ok(program) = compile(expression).as_ref()
-        && let Ok(CelValue::String(text)) = run(program, value, old)
+        && let Ok(CelValue::String(text)) = run(program, subjects, true)
     {
         let text = text.trim();
         if !text.is_empty() && !text.contains('\n') && text.len() <= 5 * 1024 {

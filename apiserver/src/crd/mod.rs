@@ -169,10 +169,11 @@ impl CustomResources {
     }
 
     /// The fields of a request the CRD's schema would prune (`spec.extra`), for
-    /// `fieldValidation`.
-    pub fn unknown_fields(&self, info: &ResourceInfo, request: &Value) -> Vec<String> {
+    /// `fieldValidation`; the request is the caller's to lose: they are found by
+    /// pruning it.
+    pub fn unknown_fields_in(&self, info: &ResourceInfo, request: &mut Value) -> Vec<String> {
         match self.of(info).as_ref().and_then(|s| s.schema.as_ref()) {
-            Some(schema) => schema_validation::prune(schema, &mut request.clone()),
+            Some(schema) => schema_validation::prune(schema, request),
             None => Vec::new(),
         }
     }

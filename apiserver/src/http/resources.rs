@@ -412,7 +412,10 @@ async fn handle(
     };
     let mut response = match result {
         Ok((code, object)) => {
-            respond_object(registry, resource, custom, code, object, &params, output)
+            let written = matches!(verb, "create" | "update" | "patch");
+            respond_object(
+                registry, resource, custom, code, object, written, &params, output,
+            )
         }
         Err(e) => error(e),
     };
@@ -875,13 +878,32 @@ fn in_requested_version(
     resource: &ResourceInfo,
     objects: &mut [&mut Value],
 ) -> Result<(), StatusError> {
+    in_requested_version_of(registry, custom, resource, objects, false)
+}
+
+/// As [`in_requested_version`]; `written` objects were just pruned and defaulted by the
+/// write that returns them, so unless a conversion touched them they are shown as is.
+fn in_requested_version_of(
+    registry: &Registry,
+    custom: Option<&Served>,
+    resource: &ResourceInfo,
+    objects: &mut [&mut Value],
+    written: bool,
+) -> Result<(), StatusError> {
     let Some(custom) = custom else {
         return Ok(());
     };
+    let requested = resource.api_version();
+    let already: Vec<bool> = objects
+        .iter()
+        .map(|o| written && o.get("apiVersion").and_then(Value::as_str) == Some(requested.as_str()))
+        .collect();
     registry.convert_custom(resource, objects, resource.version)?;
-    for object in objects.iter_mut() {
+    for (object, already) in objects.iter_mut().zip(already) {
         // what the schema prunes and defaults now applies to objects stored before it
-        custom.prepare(object);
+        if !already {
+            custom.prepare(object);
+        }
         if let Some(map) = object.as_object_mut() {
             map.insert("apiVersion".into(), Value::String(resource.api_version()));
             map.insert("kind".into(), Value::String(resource.kind.to_owned()));
@@ -930,17 +952,20 @@ fn table_of(
     table
 }
 
+#[allow(clippy::too_many_arguments)]
 fn respond_object(
     registry: &Registry,
     resource: &ResourceInfo,
     custom: Option<&Served>,
     code: StatusCode,
     object: Value,
+    written: bool,
     params: &HashMap<String, String>,
     output: Output,
 ) -> Response {
     let mut object = object;
-    if let Err(e) = in_requested_version(registry, custom, resource, &mut [&mut object]) {
+    if let Err(e) = in_requested_version_of(registry, custom, resource, &mut [&mut object], written)
+    {
         return error(e);
     }
     let shaped = match output.form {

@@ -425,6 +425,45 @@ impl Set {
         }
     }
 
+    /// Takes one path out (in place; what lies under it stays). Returns whether this
+    /// node is left empty.
+    pub(crate) fn remove(&mut self, path: &[PathElement]) -> bool {
+        match path {
+            [] => {}
+            [last] => {
+                self.members.remove(last);
+            }
+            [first, rest @ ..] => {
+                if let Some(child) = self.children.get_mut(first)
+                    && child.remove(rest)
+                {
+                    self.children.remove(first);
+                }
+            }
+        }
+        self.members.is_empty() && self.children.is_empty()
+    }
+
+    /// Takes a path and everything under it out (in place). Returns whether this node
+    /// is left empty.
+    pub(crate) fn remove_subtree(&mut self, path: &[PathElement]) -> bool {
+        match path {
+            [] => {}
+            [last] => {
+                self.members.remove(last);
+                self.children.remove(last);
+            }
+            [first, rest @ ..] => {
+                if let Some(child) = self.children.get_mut(first)
+                    && child.remove_subtree(rest)
+                {
+                    self.children.remove(first);
+                }
+            }
+        }
+        self.members.is_empty() && self.children.is_empty()
+    }
+
     /// Whether the path is a member (not merely a prefix of one).
     pub(crate) fn has(&self, path: &[PathElement]) -> bool {
         match path {

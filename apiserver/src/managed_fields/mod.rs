@@ -219,12 +219,11 @@ fn managed_fields_of(object: &Value) -> Option<&Value> {
 }
 
 /// The paths no manager owns (upstream's StripMetaManager): identity and system
-/// fields the server sets.
-fn strip_system_fields(set: &Set) -> Set {
+/// fields the server sets (and `metadata.managedFields` with anything under it).
+fn strip_system_fields(mut set: Set) -> Set {
     let field = |name: &str| PathElement::Field(name.to_owned());
-    let mut system = Set::new();
     for top in ["apiVersion", "kind", "metadata"] {
-        system.insert(&[field(top)]);
+        set.remove(&[field(top)]);
     }
     for name in [
         "name",
@@ -236,11 +235,10 @@ fn strip_system_fields(set: &Set) -> Set {
         "generation",
         "resourceVersion",
     ] {
-        system.insert(&[field("metadata"), field(name)]);
+        set.remove(&[field("metadata"), field(name)]);
     }
-    let mut managed = Set::new();
-    managed.insert(&[field("metadata"), field("managedFields")]);
-    set.difference(&system).recursive_difference(&managed)
+    set.remove_subtree(&[field("metadata"), field("managedFields")]);
+    set
 }
 
 /// The object a create is compared with: upstream compares with the Go type's zero
@@ -396,7 +394,7 @@ pub(crate) fn track_update(
         .recursive_difference(reset);
     let removed = comparison.removed.recursive_difference(reset);
     take_from_others(&mut entries, &changed, &removed, None);
-    record_update(&mut entries, writer, strip_system_fields(&changed));
+    record_update(&mut entries, writer, strip_system_fields(changed));
     cap_update_managers(&mut entries);
     set_managed_fields(new, entries);
 }
@@ -489,10 +487,10 @@ pub(crate) fn apply(
             manager: BEFORE_FIRST_APPLY.into(),
             ..writer.clone()
         };
-        record_update(&mut entries, &before, strip_system_fields(&owned));
+        record_update(&mut entries, &before, strip_system_fields(owned));
     }
     let applied = schema.field_set(config).map_err(ApplyError::Schema)?;
-    let applied = strip_system_fields(&applied.recursive_difference(reset));
+    let applied = strip_system_fields(applied.recursive_difference(reset));
     let mut merged = schema.merge(&old, config);
 
     let position = entries
@@ -626,5 +624,7 @@ fn keep_last_applied_in_step(object: &mut Value, config: &Value) {
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

@@ -44,18 +44,6 @@ impl Directive {
 /// (`data2`, `spec.replica`, `spec.template.spec.containers[0].foo`), in the request's
 /// key order: what the kind's shape (k8s-openapi's schema) does not declare.
 pub fn unknown_fields(resource: &ResourceInfo, request: &Value) -> Vec<String> {
-    unknown_fields_of(resource, request, None)
-}
-
-/// [`unknown_fields`], for custom resources too: what their CRD's schema prunes.
-fn unknown_fields_of(
-    resource: &ResourceInfo,
-    request: &Value,
-    custom: Option<&CustomResources>,
-) -> Vec<String> {
-    if resource.custom {
-        return custom.map_or_else(Vec::new, |c| c.unknown_fields(resource, request));
-    }
     let shapes = Shapes::get();
     match shapes.kind(resource.group, resource.version, resource.kind) {
         Some(root) => schema::unknown_fields(shapes, root, request),
@@ -80,16 +68,21 @@ pub fn check(
         return Ok(Vec::new());
     }
     // A body that is not JSON is the decoder's to report, with its own message.
-    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+    let Ok(mut request) = serde_json::from_slice::<Value>(body) else {
         return Ok(Vec::new());
     };
-    let unknown: std::collections::HashSet<String> =
-        unknown_fields_of(resource, &request, Some(custom))
-            .into_iter()
-            .collect();
+    let parsed_keys = value_key_count(&request);
+    let unknown: std::collections::HashSet<String> = if resource.custom {
+        // the parsed body is ours to prune: what the schema prunes is unknown
+        custom.unknown_fields_in(resource, &mut request)
+    } else {
+        unknown_fields(resource, &request)
+    }
+    .into_iter()
+    .collect();
     // a parse keeps one value per key: as many keys in the body as in the value means
     // no duplicates, and the path-by-path walk below is only needed when there is news
-    if unknown.is_empty() && key_count(body) == Some(value_key_count(&request)) {
+    if unknown.is_empty() && key_count(body) == Some(parsed_keys) {
         return Ok(Vec::new());
     }
     // Both kinds of problem in the order the body has them, as upstream's strict
