@@ -248,6 +248,27 @@ fn zero_object() -> Value {
     json!({"metadata": {}, "spec": {}, "status": {}})
 }
 
+/// What a write added or modified, and what it removed, outside the reset fields.
+fn changed_and_removed(comparison: typed::Comparison, reset: &Set) -> (Set, Set) {
+    let typed::Comparison {
+        added,
+        modified,
+        removed,
+    } = comparison;
+    let changed = if modified.is_empty() {
+        added
+    } else {
+        added.union(&modified)
+    };
+    if reset.is_empty() {
+        return (changed, removed);
+    }
+    (
+        changed.recursive_difference(reset),
+        removed.recursive_difference(reset),
+    )
+}
+
 /// Each other manager loses what the write changed or removed (updates always win).
 fn take_from_others(entries: &mut [Entry], changed: &Set, removed: &Set, skip: Option<usize>) {
     for (i, entry) in entries.iter_mut().enumerate() {
@@ -388,11 +409,7 @@ pub(crate) fn track_update(
     let mut old = live.cloned().unwrap_or(zero);
     meta::remove_meta(&mut old, "managedFields");
     let comparison = schema.compare(&old, new);
-    let changed = comparison
-        .added
-        .union(&comparison.modified)
-        .recursive_difference(reset);
-    let removed = comparison.removed.recursive_difference(reset);
+    let (changed, removed) = changed_and_removed(comparison, reset);
     take_from_others(&mut entries, &changed, &removed, None);
     record_update(&mut entries, writer, strip_system_fields(changed));
     cap_update_managers(&mut entries);
@@ -491,7 +508,12 @@ pub(crate) fn apply(
     }
     let applied = schema.field_set(config).map_err(ApplyError::Schema)?;
     let applied = strip_system_fields(applied.recursive_difference(reset));
-    let mut merged = schema.merge(&old, config);
+    // a new object is the configuration alone (the zero object only stands for the
+    // Go type's empty parts when ownership is computed)
+    let mut merged = match live {
+        Some(_) => schema.merge(&old, config),
+        None => schema.merge(&json!({}), config),
+    };
 
     let position = entries
         .iter()
@@ -529,11 +551,10 @@ pub(crate) fn apply(
     }
 
     let comparison = schema.compare(&old, &merged);
-    let changed = comparison
-        .added
-        .union(&comparison.modified)
-        .recursive_difference(reset);
-    let removed = comparison.removed.recursive_difference(reset);
+    let unchanged = comparison.added.is_empty()
+        && comparison.modified.is_empty()
+        && comparison.removed.is_empty();
+    let (changed, removed) = changed_and_removed(comparison, reset);
     let mut conflicts = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         if i == applier {
@@ -548,9 +569,7 @@ pub(crate) fn apply(
     }
     take_from_others(&mut entries, &changed, &removed, Some(applier));
 
-    let unchanged = comparison.added.is_empty()
-        && comparison.modified.is_empty()
-        && comparison.removed.is_empty();
+    let unchanged = unchanged && live.is_some();
     let mut result = if unchanged { old } else { merged };
     if !unchanged {
         entries[applier].time = Some(meta::now_rfc3339());

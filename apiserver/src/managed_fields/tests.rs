@@ -165,6 +165,14 @@ fn apply_creates_merges_and_refuses_fields_others_own() {
     )
     .expect("apply creates");
     assert_eq!(created["spec"]["replicas"], 2);
+    assert!(created.get("status").is_none(), "{created}");
+    let cm = schema("", "v1", "ConfigMap");
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    let made = apply(cm, None, &config, &writer("m", "v1"), &Set::new(), false).unwrap();
+    assert!(
+        made.get("spec").is_none() && made.get("status").is_none(),
+        "{made}"
+    );
     let owners_now = owners(&created);
     assert_eq!(owners_now.len(), 1);
     assert_eq!(owners_now[0].1, "Apply");

@@ -81,6 +81,16 @@ impl<'a> Schema<'a> {
         }
     }
 
+    /// Whether `value` at `node` has parts of its own (a granular map, struct or list
+    /// with content).
+    fn is_granular(&self, node: Option<NodeId>, value: &Value) -> bool {
+        match self.kind(node, Some(value)) {
+            Kind::Fields { .. } => value.as_object().is_some_and(|m| !m.is_empty()),
+            Kind::Items { .. } => value.as_array().is_some_and(|a| !a.is_empty()),
+            Kind::Atomic => false,
+        }
+    }
+
     /// The node of a key under a granular struct or map; `Err` when undeclared.
     fn child(
         fields: Option<&HashMap<String, NodeId>>,
@@ -230,22 +240,32 @@ impl<'a> Schema<'a> {
             _ => false,
         };
         let kind = self.kind(node, new.or(old));
-        let shapes_agree = match (&kind, old, new) {
-            (Kind::Fields { .. }, Some(o), Some(n)) => o.is_object() && n.is_object(),
-            (Kind::Items { .. }, Some(o), Some(n)) => o.is_array() && n.is_array(),
-            (Kind::Fields { .. }, Some(v), None) | (Kind::Fields { .. }, None, Some(v)) => {
-                v.is_object()
-            }
-            (Kind::Items { .. }, Some(v), None) | (Kind::Items { .. }, None, Some(v)) => {
-                v.is_array()
-            }
-            _ => false,
+        // a null map or list is an empty one, as upstream reads it
+        let object_like = |v: Option<&Value>| v.is_none_or(|v| v.is_object() || v.is_null());
+        let array_like = |v: Option<&Value>| v.is_none_or(|v| v.is_array() || v.is_null());
+        let shapes_agree = match &kind {
+            Kind::Fields { .. } => object_like(old) && object_like(new),
+            Kind::Items { .. } => array_like(old) && array_like(new),
+            Kind::Atomic => false,
         };
         if matches!(kind, Kind::Atomic) || !shapes_agree || (blank(old) && blank(new)) {
             match (old, new) {
                 (None, Some(_)) => c.added.insert(path),
                 (Some(_), None) => c.removed.insert(path),
-                (Some(a), Some(b)) if a != b => c.modified.insert(path),
+                (Some(a), Some(b)) if a != b => {
+                    c.modified.insert(path);
+                    // a value that changes shape (a map becoming a scalar, a list
+                    // becoming null): what was under the old one is gone, what is under
+                    // the new one is new
+                    if self.is_granular(node, a) {
+                        self.compare_node(node, Some(a), None, path, c);
+                        c.removed.remove(path);
+                    }
+                    if self.is_granular(node, b) {
+                        self.compare_node(node, None, Some(b), path, c);
+                        c.added.remove(path);
+                    }
+                }
                 _ => {}
             }
             return;
