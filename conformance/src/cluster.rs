@@ -30,6 +30,62 @@ pub enum ClusterError {
         /// The decoding error.
         source: serde_json::Error,
     },
+    /// A request through `kubectl proxy` could not be made or answered.
+    #[error("{method} {path} through kubectl proxy: {why}")]
+    Proxy {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+        /// What went wrong.
+        why: String,
+    },
+}
+
+/// The server's answer to a request sent as written ([`Cluster::request`]).
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl Response {
+    /// The body decoded as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A `kubectl proxy` serving on a private unix socket; stopped and removed on drop.
+struct Proxy {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// Undoes `Transfer-Encoding: chunked`.
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
 }
 
 /// A cluster and the kubectl used to reach it.
@@ -161,6 +217,95 @@ impl Cluster {
         ])
         .and_then(|ns| self.kubectl_stdin(&["create", "--validate=false", "-f", "-"], &ns))?;
         Ok(name)
+    }
+
+    /// Sends one HTTP request with `body` exactly as written (kubectl has no verb for
+    /// e.g. a server-side apply PATCH of a hand-written YAML body), through a
+    /// `kubectl proxy` on a private unix socket, so the kubeconfig's credentials apply.
+    /// Any answer the server gives, error statuses included, is `Ok`.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Result<Response, ClusterError> {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
+        use std::process::Stdio;
+        let failed = |why: String| ClusterError::Proxy {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            why,
+        };
+        let socket = std::env::temp_dir().join(format!("{}.sock", Self::unique_name("kproxy")));
+        let child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("proxy")
+            .arg(format!("--unix-socket={}", socket.display()))
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| ClusterError::Kubectl {
+                kubectl: self.kubectl.clone(),
+                source,
+            })?;
+        let mut proxy = Proxy { child, socket };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let mut stream = loop {
+            match UnixStream::connect(&proxy.socket) {
+                Ok(stream) => break stream,
+                Err(e) => {
+                    if let Ok(Some(status)) = proxy.child.try_wait() {
+                        return Err(failed(format!("kubectl proxy exited: {status}")));
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return Err(failed(format!("kubectl proxy never listened: {e}")));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+        };
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Accept: application/json\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body.as_bytes()))
+            .map_err(|e| failed(format!("writing the request: {e}")))?;
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .map_err(|e| failed(format!("reading the answer: {e}")))?;
+        drop(proxy);
+        let split = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| failed("no HTTP header in the answer".into()))?;
+        let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+        let mut raw_body = answer[split + 4..].to_vec();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| failed(format!("no status in {head:?}")))?;
+        let chunked = head.lines().any(|line| {
+            let line = line.to_ascii_lowercase();
+            line.starts_with("transfer-encoding:") && line.contains("chunked")
+        });
+        if chunked {
+            raw_body = dechunk(&raw_body).ok_or_else(|| failed("bad chunked body".into()))?;
+        }
+        Ok(Response {
+            status,
+            body: String::from_utf8_lossy(&raw_body).into_owned(),
+        })
     }
 
     /// `kubectl get --raw <path>`, decoded as JSON.

@@ -8,7 +8,7 @@
 mod cluster;
 mod scenarios;
 
-pub use cluster::{Cluster, ClusterError};
+pub use cluster::{Cluster, ClusterError, Response};
 pub use scenarios::{SCENARIOS, Scenario};
 
 /// The outcome of one scenario.

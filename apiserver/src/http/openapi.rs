@@ -867,11 +867,17 @@ impl Builder {
         let reversed: Vec<&str> = gvk.group.split('.').rev().collect();
         let name = format!("{}.{}.{}", reversed.join("."), gvk.version, gvk.kind);
         self.generator.subschema_for::<meta::ObjectMeta>();
-        if !schema.is_object() {
+        // Swagger 2.0 cannot say "and any other field": upstream publishes a schema
+        // that keeps unknown fields at its root as a bare object, so that clients'
+        // own validation lets every field through
+        let open_root = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+        let bare = !schema.is_object() || (open_root && self.flavor == Flavor::V2);
+        if bare {
             schema = json!({"type": "object"});
         }
         let properties = schema
             .as_object_mut()
+            .filter(|_| !bare)
             .map(|o| o.entry("properties").or_insert_with(|| json!({})));
         if let Some(Value::Object(properties)) = properties {
             properties.insert(

@@ -31,7 +31,7 @@ fn random_crd() -> (String, String, Value) {
 }
 
 /// Creates `crd` and waits until it is Established.
-fn create_established(cluster: &Cluster, crd: &Value) -> Result<String, String> {
+pub(super) fn create_established(cluster: &Cluster, crd: &Value) -> Result<String, String> {
     let name = crd["metadata"]["name"].as_str().unwrap_or("").to_owned();
     cluster
         .kubectl_stdin(&["create", "-f", "-"], &crd.to_string())

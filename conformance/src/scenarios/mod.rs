@@ -3,6 +3,7 @@
 mod auth;
 mod chunking;
 mod configmap;
+mod crd_publish_openapi;
 mod custom_resource_definition;
 mod discovery;
 mod field_validation;
@@ -45,12 +46,64 @@ pub const SCENARIOS: &[Scenario] = &[
         run: field_validation::unknown_metadata_fields,
     },
     Scenario {
+        codename: "[sig-api-machinery] FieldValidation should create/apply a CR with unknown fields for CRD with no validation schema [Conformance]",
+        run: field_validation::unknown_fields_cr_without_schema,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] FieldValidation should create/apply a valid CR for CRD with validation schema [Conformance]",
+        run: field_validation::valid_cr_with_schema,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] FieldValidation should create/apply an invalid CR with extra properties for CRD with validation schema [Conformance]",
+        run: field_validation::extra_properties_cr_with_schema,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] FieldValidation should detect unknown metadata fields in both the root and embedded object of a CR [Conformance]",
+        run: field_validation::unknown_metadata_fields_of_cr,
+    },
+    Scenario {
         codename: "[sig-api-machinery] CustomResourceDefinition resources [Privileged:ClusterAdmin] Simple CustomResourceDefinition creating/deleting custom resource definition objects works [Conformance]",
         run: custom_resource_definition::create_and_delete,
     },
     Scenario {
         codename: "[sig-api-machinery] CustomResourceDefinition resources [Privileged:ClusterAdmin] should include custom resource definition resources in discovery documents [Conformance]",
         run: custom_resource_definition::in_discovery,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] works for CRD with validation schema [Conformance]",
+        run: crd_publish_openapi::with_validation_schema,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] works for CRD without validation schema [Conformance]",
+        run: crd_publish_openapi::without_validation_schema,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] works for CRD preserving unknown fields at the schema root [Conformance]",
+        run: crd_publish_openapi::preserving_unknown_fields_at_root,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] works for CRD preserving unknown fields in an embedded object [Conformance]",
+        run: crd_publish_openapi::preserving_unknown_fields_in_embedded_object,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] works for multiple CRDs of different groups [Conformance]",
+        run: crd_publish_openapi::multiple_crds_of_different_groups,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] works for multiple CRDs of same group but different versions [Conformance]",
+        run: crd_publish_openapi::multiple_crds_of_same_group_different_versions,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] works for multiple CRDs of same group and version but different kinds [Conformance]",
+        run: crd_publish_openapi::multiple_crds_of_same_group_and_version,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] updates the published spec when one version gets renamed [Conformance]",
+        run: crd_publish_openapi::version_renamed,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] removes definition from spec when one version gets changed to not be served [Conformance]",
+        run: crd_publish_openapi::version_unserved,
     },
     Scenario {
         codename: "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",
@@ -71,6 +124,10 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         codename: "[sig-api-machinery] Namespaces [Serial] should patch a Namespace [Conformance]",
         run: namespaces::patch_a_namespace,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] Namespaces [Serial] should apply an update to a Namespace [Conformance]",
+        run: namespaces::update_a_namespace,
     },
     Scenario {
         codename: "[sig-api-machinery] Watchers should be able to start watching from a specific resource version [Conformance]",
@@ -109,6 +166,32 @@ pub const SCENARIOS: &[Scenario] = &[
         run: auth::automount_opt_out,
     },
 ];
+
+/// A short token no other run uses (lowercase letters and digits), for names of
+/// cluster-wide objects such as CRDs.
+fn token() -> String {
+    Cluster::unique_name("t")
+        .chars()
+        .skip(1)
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// Polls `check` every half second for up to 30 s, until it says `Ok`; then its last
+/// complaint is the failure.
+fn poll(mut check: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match check() {
+            Ok(()) => return Ok(()),
+            Err(why) if std::time::Instant::now() > deadline => {
+                return Err(format!("after 30 s: {why}"));
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
+    }
+}
 
 /// Turns any displayable error into a scenario failure.
 fn fail(e: impl std::fmt::Display) -> String {
