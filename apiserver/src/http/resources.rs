@@ -274,13 +274,23 @@ async fn handle(
         kind: resource.kind,
     };
     // fieldValidation=Strict refuses unknown fields, Warn (the default) reports them
-    let warnings = match crate::registry::field_validation::check(
-        resource,
-        state.registry().custom(),
-        verb,
-        &params,
-        &body,
-    ) {
+    let applying = verb == "patch"
+        && headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|c| c.to_str().ok())
+            .is_some_and(|c| c.starts_with(apimachinery::patch::APPLY_PATCH_MEDIA_TYPE));
+    let checked = if applying {
+        crate::registry::field_validation::check_apply(&params, &body)
+    } else {
+        crate::registry::field_validation::check(
+            resource,
+            state.registry().custom(),
+            verb,
+            &params,
+            &body,
+        )
+    };
+    let warnings = match checked {
         Ok(warnings) => warnings,
         Err(e) => return error(e),
     };

@@ -110,6 +110,69 @@ pub fn check(
     )))
 }
 
+/// The field-validation step of a server-side apply (upstream's applyPatcher): the
+/// configuration may not repeat a key. `Strict` refuses it (400 `error strict decoding
+/// YAML: ...`), `Warn` reports it, `Ignore` lets it be (the last value wins).
+pub fn check_apply(
+    params: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<Vec<String>, StatusError> {
+    let directive = Directive::from_param(params.get("fieldValidation").map(String::as_str));
+    if directive == Directive::Ignore {
+        return Ok(Vec::new());
+    }
+    let Some(duplicate) = yaml_duplicate_key(body) else {
+        return Ok(Vec::new());
+    };
+    let error = format!("error converting YAML to JSON: yaml: unmarshal errors:\n  {duplicate}");
+    match directive {
+        Directive::Strict => Err(StatusError::bad_request(format!(
+            "error strict decoding YAML: {error}"
+        ))),
+        _ => Ok(vec![error]),
+    }
+}
+
+/// The first repeated key of a YAML document, as go-yaml reports it: `line 12: key
+/// "foo" already set in map` (the line of the repeat).
+fn yaml_duplicate_key(body: &[u8]) -> Option<String> {
+    let Err(error) = serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(body) else {
+        return None;
+    };
+    let message = error.to_string();
+    let key = message
+        .split("duplicate entry with key ")
+        .nth(1)?
+        .split(" at line")
+        .next()?
+        .trim();
+    let name: String = serde_json::from_str(key).unwrap_or_else(|_| key.to_owned());
+    // the error points at the map; the repeat is the second key at its indentation
+    let location = error.location();
+    let text = String::from_utf8_lossy(body);
+    let (start, column) = location.map_or((0, 1), |l| (l.line().saturating_sub(1), l.column()));
+    let indent = column.saturating_sub(1);
+    let mut seen = 0;
+    let mut line_of_repeat = start + 1;
+    for (number, line) in text.lines().enumerate().skip(start) {
+        let rest = line.get(indent..).unwrap_or("");
+        let own_indent = line.len() - line.trim_start().len();
+        if own_indent == indent
+            && (rest.starts_with(&format!("{name}:")) || rest.starts_with(&format!("{key}:")))
+        {
+            seen += 1;
+            if seen == 2 {
+                line_of_repeat = number + 1;
+                break;
+            }
+        }
+    }
+    Some(format!(
+        "line {line_of_repeat}: key {} already set in map",
+        serde_json::Value::from(name)
+    ))
+}
+
 /// How many keys the objects of a JSON document hold, repeated ones included.
 fn key_count(body: &[u8]) -> Option<usize> {
     walk_keys(body, false).map(|(count, _)| count)
@@ -254,6 +317,33 @@ mod tests {
     use super::*;
     use apimachinery::resources;
     use serde_json::json;
+
+    #[test]
+    fn an_applied_configuration_may_not_repeat_a_key() {
+        // upstream's e2e body: the repeat of foo is on line 11
+        let body = "\napiVersion: example.com/v1\nkind: Noxu\nmetadata:\n  name: mytest\n  finalizers:\n  - test-finalizer\nspec:\n  unknown: uk1\n  foo: foo1\n  foo: foo2\n  cronSpec: x\n";
+        let strict: HashMap<String, String> =
+            [("fieldValidation".to_owned(), "Strict".to_owned())].into();
+        let error = check_apply(&strict, body.as_bytes()).unwrap_err();
+        assert_eq!(
+            error.0.message,
+            "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  line 11: key \"foo\" already set in map"
+        );
+        assert_eq!(error.0.code, 400);
+        // Warn (the default) reports it; Ignore lets it be
+        let warnings = check_apply(&HashMap::new(), body.as_bytes()).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].ends_with("line 11: key \"foo\" already set in map"));
+        let ignore: HashMap<String, String> =
+            [("fieldValidation".to_owned(), "Ignore".to_owned())].into();
+        assert!(check_apply(&ignore, body.as_bytes()).unwrap().is_empty());
+        // nothing repeated: nothing to say
+        assert!(
+            check_apply(&strict, b"a: 1\nb:\n  a: 2\n")
+                .unwrap()
+                .is_empty()
+        );
+    }
 
     fn configmaps() -> &'static ResourceInfo {
         resources::find("", "v1", "configmaps").unwrap()

@@ -508,6 +508,10 @@ impl Registry {
         let Some(served) = self.custom.of(resource) else {
             return encode(object);
         };
+        let storage_api_version = resources::api_version(resource.group, &served.storage_version);
+        if object.get("apiVersion").and_then(Value::as_str) == Some(storage_api_version.as_str()) {
+            return encode(object);
+        }
         let mut stored = object.clone();
         self.convert_custom(resource, &mut [&mut stored], &served.storage_version)?;
         encode(&stored)

@@ -360,3 +360,29 @@ spec:
         )
     })
 }
+
+/// "FieldValidation should detect duplicates in a CR when preserving unknown fields".
+pub fn duplicates_in_cr_preserving_unknown_fields(cluster: &Cluster) -> Result<(), String> {
+    Noxu::create(cluster, Some(cr_schema(true, false)))?.run(cluster, |noxu| {
+        let answer = noxu.apply_strict(
+            cluster,
+            r#"
+apiVersion: {api_version}
+kind: {kind}
+metadata:
+  name: {name}
+  finalizers:
+  - test-finalizer
+spec:
+  unknown: uk1
+  foo: foo1
+  foo: foo2
+  cronSpec: "* * * * */5"
+  ports:
+  - name: x
+    containerPort: 80
+    protocol: TCP"#,
+        )?;
+        refused(&answer, &[r#"line 11: key "foo" already set in map"#])
+    })
+}

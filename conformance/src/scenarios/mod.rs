@@ -62,6 +62,10 @@ pub const SCENARIOS: &[Scenario] = &[
         run: field_validation::unknown_metadata_fields_of_cr,
     },
     Scenario {
+        codename: "[sig-api-machinery] FieldValidation should detect duplicates in a CR when preserving unknown fields [Conformance]",
+        run: field_validation::duplicates_in_cr_preserving_unknown_fields,
+    },
+    Scenario {
         codename: "[sig-api-machinery] CustomResourceDefinition resources [Privileged:ClusterAdmin] Simple CustomResourceDefinition creating/deleting custom resource definition objects works [Conformance]",
         run: custom_resource_definition::create_and_delete,
     },
