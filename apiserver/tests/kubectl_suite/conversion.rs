@@ -168,12 +168,7 @@ spec:
 /// Writes and reads in both versions through the webhook.
 pub fn webhook_conversion(kubectl: &Kubectl, webhook: &Webhook) {
     kubectl.ok_with(&["apply", "-f", "-"], &crd(webhook));
-    kubectl.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/gadgets.conv.example.com",
-        "--timeout=30s",
-    ]);
+    kubectl.wait_established("gadgets.conv.example.com");
     kubectl.ok_with(
         &["create", "-f", "-"],
         "apiVersion: conv.example.com/v1\nkind: Gadget\nmetadata: {name: old, namespace: default}\nspec: {cronSpec: '*/1 * * * *'}\n",

@@ -128,12 +128,7 @@ spec:
 /// version and shown in the version each request names.
 pub fn two_versions(kubectl: &Kubectl) {
     kubectl.ok_with(&["apply", "-f", "-"], TWO_VERSIONS);
-    kubectl.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/widgets.multi.example.com",
-        "--timeout=30s",
-    ]);
+    kubectl.wait_established("widgets.multi.example.com");
     eventually("widgets in discovery", || {
         kubectl
             .run(&["get", "widgets.v1beta1.multi.example.com"])
@@ -200,12 +195,7 @@ pub fn custom_resources(kubectl: &Kubectl) {
         ),
         "{out}"
     );
-    kubectl.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/crontabs.stable.example.com",
-        "--timeout=30s",
-    ]);
+    kubectl.wait_established("crontabs.stable.example.com");
     assert_eq!(
         kubectl.jsonpath(
             &["crd", "crontabs.stable.example.com"],
@@ -428,12 +418,7 @@ pub fn custom_resources(kubectl: &Kubectl) {
             .success()
     });
     kubectl.ok_with(&["apply", "-f", "-"], CRD);
-    kubectl.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/crontabs.stable.example.com",
-        "--timeout=30s",
-    ]);
+    kubectl.wait_established("crontabs.stable.example.com");
     eventually("an empty crontab list", || {
         let out = kubectl.run(&["get", "crontabs.stable.example.com", "-o", "name"]);
         out.status.success() && out.stdout.is_empty()

@@ -203,6 +203,16 @@ impl Kubectl {
         String::from_utf8(output.stderr).unwrap()
     }
 
+    /// Waits (up to 30 s) until CRD `name` is Established.
+    pub fn wait_established(&self, name: &str) {
+        self.ok(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{name}"),
+            "--timeout=30s",
+        ]);
+    }
+
     /// `kubectl get ... -o jsonpath=TEMPLATE`.
     pub fn jsonpath(&self, target: &[&str], template: &str) -> String {
         let output = format!("jsonpath={template}");

@@ -391,12 +391,7 @@ spec:
                     port: {type: integer}
 "#;
     apply(kubectl, &[], crd);
-    kubectl.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/widgets.ssa.example.com",
-        "--timeout=30s",
-    ]);
+    kubectl.wait_established("widgets.ssa.example.com");
     let widget = |size: u32, port: &str| {
         format!(
             "apiVersion: ssa.example.com/v1\nkind: Widget\nmetadata: {{name: w, namespace: default}}\nspec:\n  size: {size}\n  ports: [{port}]\n"

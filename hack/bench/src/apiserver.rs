@@ -9,12 +9,11 @@
 //! Run: `cargo run --release -p rkube-bench --bin bench-apiserver` (see `--help`).
 
 use anyhow::{Context, Result};
+use apiserver::ServerOptions;
 use apiserver::storage::testing::etcd_cluster::EtcdCluster;
-use apiserver::{Server, ServerOptions};
 use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use rkube_bench::{Figure, measure};
 
 #[derive(Parser, Debug)]
@@ -62,22 +61,6 @@ fn rss_mib() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kib| kib / 1024.0)
-}
-
-/// Starts an in-process kube-apiserver and returns a kube client for it.
-async fn start(options: ServerOptions) -> Result<(kube::Client, tokio::sync::oneshot::Sender<()>)> {
-    let server = Server::bind(&options).await.context("bind the apiserver")?;
-    let kubeconfig = server
-        .admin_kubeconfig()
-        .context("generated admin kubeconfig")?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
-    let kubeconfig = Kubeconfig::from_yaml(&kubeconfig)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok((kube::Client::try_from(config)?, stop))
 }
 
 async fn bench_server(
@@ -397,7 +380,7 @@ async fn main() -> Result<()> {
     embedded.cert_dir = dir.path().join("pki-embedded");
     // no controller manager runs here to create the default service account
     embedded.disable_admission_plugins = vec!["ServiceAccount".into()];
-    let (client, stop_embedded) = start(embedded).await?;
+    let (client, stop_embedded) = rkube_bench::start_apiserver(embedded).await?;
     bench_server("embedded", client.clone(), &args, &raw_put).await?;
     if args.rss_pods > args.list_pods {
         rss_per_pod(&client, args.list_pods, args.rss_pods).await?;
@@ -410,7 +393,7 @@ async fn main() -> Result<()> {
     on_etcd.etcd_servers = cluster.endpoints();
     on_etcd.cert_dir = dir.path().join("pki-etcd");
     on_etcd.disable_admission_plugins = vec!["ServiceAccount".into()];
-    let (client, stop_etcd) = start(on_etcd).await?;
+    let (client, stop_etcd) = rkube_bench::start_apiserver(on_etcd).await?;
     bench_server("etcd", client, &args, &raw_put).await?;
     let _ = stop_etcd.send(());
     Ok(())

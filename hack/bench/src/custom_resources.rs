@@ -13,13 +13,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use apiserver::{Server, ServerOptions};
+use anyhow::Result;
+use apiserver::ServerOptions;
 use clap::Parser;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use rkube_bench::{Figure, measure};
 use serde_json::{Value, json};
 
@@ -204,22 +203,6 @@ fn configmap(name: &str, data: &Value) -> Result<ConfigMap> {
     )?)
 }
 
-/// Starts an in-process kube-apiserver and returns a kube client for it.
-async fn start(options: ServerOptions) -> Result<(kube::Client, tokio::sync::oneshot::Sender<()>)> {
-    let server = Server::bind(&options).await.context("bind the apiserver")?;
-    let kubeconfig = server
-        .admin_kubeconfig()
-        .context("generated admin kubeconfig")?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
-    let kubeconfig = Kubeconfig::from_yaml(&kubeconfig)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok((kube::Client::try_from(config)?, stop))
-}
-
 /// Creates the CRD and waits until it is Established, discovery lists its resource and
 /// the resource answers a LIST.
 async fn install_crd(client: &kube::Client) -> Result<Duration> {
@@ -301,7 +284,7 @@ async fn main() -> Result<()> {
     options.cert_dir = dir.path().join("pki");
     // no controller manager runs here to create the default service account
     options.disable_admission_plugins = vec!["ServiceAccount".into()];
-    let (client, stop) = start(options).await?;
+    let (client, stop) = rkube_bench::start_apiserver(options).await?;
 
     let spec = std::sync::Arc::new(spec());
     let spec_bytes = serde_json::to_vec(&*spec)?.len();

@@ -1,12 +1,15 @@
-//! Shared by the benchmarks: a closed-loop load generator with latency percentiles.
+//! Shared by the benchmarks: a closed-loop load generator with latency percentiles, and
+//! an in-process kube-apiserver with a kube-rs client of it.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use apiserver::{Server, ServerOptions};
 use hdrhistogram::Histogram;
+use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Throughput and latency of one phase.
 #[derive(Clone, Copy, Debug, Default)]
@@ -68,4 +71,28 @@ where
         p50_ms: all.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
     })
+}
+
+/// Starts an in-process kube-apiserver with `options`; returns a client of it (as the
+/// generated admin) and the sender that stops it.
+pub async fn start_apiserver(
+    options: ServerOptions,
+) -> Result<(kube::Client, tokio::sync::oneshot::Sender<()>)> {
+    let server = Server::bind(&options).await.context("bind the apiserver")?;
+    let kubeconfig = server
+        .admin_kubeconfig()
+        .context("generated admin kubeconfig")?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    Ok((client_of(&kubeconfig).await?, stop))
+}
+
+/// A kube-rs client from a kubeconfig's text.
+pub async fn client_of(kubeconfig: &str) -> Result<kube::Client> {
+    let kubeconfig = Kubeconfig::from_yaml(kubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(config)?)
 }

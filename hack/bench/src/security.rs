@@ -16,7 +16,6 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use rkube_bench::{Figure, measure};
 
 #[derive(Parser, Debug)]
@@ -100,14 +99,7 @@ async fn start(
     tokio::spawn(server.serve(async move {
         let _ = stopped.await;
     }));
-    Ok((url, ca, client_of(&kubeconfig).await?, stop))
-}
-
-async fn client_of(kubeconfig: &str) -> Result<kube::Client> {
-    let kubeconfig = Kubeconfig::from_yaml(kubeconfig)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok(kube::Client::try_from(config)?)
+    Ok((url, ca, rkube_bench::client_of(&kubeconfig).await?, stop))
 }
 
 async fn create<K>(api: &Api<K>, value: serde_json::Value) -> Result<()>
@@ -219,7 +211,7 @@ async fn secured(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\n    certificate-authority-data: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: {token}\n",
         base64::engine::general_purpose::STANDARD.encode(&ca)
     );
-    let client = client_of(&kubeconfig).await?;
+    let client = rkube_bench::client_of(&kubeconfig).await?;
     // RBAC follows the store: wait until the binding lets the account in
     let probe: Api<Pod> = Api::namespaced(client.clone(), NS);
     for _ in 0..100 {
