@@ -66,6 +66,7 @@ pub async fn patch(
         Part::Main => "",
         Part::Status => "status",
         Part::Approval => "approval",
+        Part::Finalize => "finalize",
     };
     let writer = ownership::writer(resource, "patch", subresource, params, headers)?;
     let schema = registry.kind_schema(resource);

@@ -199,6 +199,7 @@ async fn handle(
         None => Part::Main,
         Some("status") if resource.subresource("status").is_some() => Part::Status,
         Some("approval") if resource.subresource("approval").is_some() => Part::Approval,
+        Some("finalize") if resource.subresource("finalize").is_some() => Part::Finalize,
         Some(_) => return not_found(),
     };
     let params: HashMap<String, String> = query
@@ -226,6 +227,9 @@ async fn handle(
             .is_some_and(|s| s.has_verb(verb)),
         Part::Approval => resource
             .subresource("approval")
+            .is_some_and(|s| s.has_verb(verb)),
+        Part::Finalize => resource
+            .subresource("finalize")
             .is_some_and(|s| s.has_verb(verb)),
     };
     if verb.is_empty() || !allowed {
@@ -349,6 +353,7 @@ async fn handle(
                 Part::Main => "",
                 Part::Status => "status",
                 Part::Approval => "approval",
+                Part::Finalize => "finalize",
             };
             ownership::writer(resource, verb, subresource, &params, headers).map(|w| (object, w))
         }) {

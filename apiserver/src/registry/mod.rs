@@ -55,6 +55,8 @@ pub enum Part {
     Status,
     /// A CertificateSigningRequest's approval subresource: its conditions only.
     Approval,
+    /// A namespace's finalize subresource: its `spec.finalizers` only.
+    Finalize,
 }
 
 /// List parameters, as upstream's `metav1.ListOptions`.

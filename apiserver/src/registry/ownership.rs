@@ -61,6 +61,8 @@ pub(crate) fn reset_fields(resource: &ResourceInfo, part: Part) -> Set {
             reset.insert(&[PathElement::field("status")]);
         }
         Part::Status | Part::Approval => reset.insert(&[PathElement::field("spec")]),
+        // upstream's finalize strategy resets nothing
+        Part::Finalize => {}
         Part::Main => {}
     }
     reset

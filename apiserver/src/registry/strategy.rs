@@ -148,11 +148,15 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
     }
 }
 
-/// What a create settles once the object has its name and uid, just before validation
-/// (upstream does this in the Job strategy's `Validate`): a Job without
-/// `manualSelector` gets its generated selector, `generateSelector` in
-/// pkg/registry/batch/job/strategy.go.
+/// What a create settles once the object has its name and uid, just before validation:
+/// a namespace's `kubernetes.io/metadata.name` label; a Job without `manualSelector`
+/// gets its generated selector (upstream does this in the Job strategy's `Validate`,
+/// `generateSelector` in pkg/registry/batch/job/strategy.go).
 pub fn prepare_named(resource: &ResourceInfo, object: &mut Value) {
+    if is(resource, "", "namespaces") {
+        label_namespace_name(object);
+        return;
+    }
     if !is(resource, "batch", "jobs")
         || object.pointer("/spec/manualSelector") == Some(&Value::Bool(true))
     {
@@ -322,6 +326,17 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
             }
             updated
         }
+        // a namespace's status strategy keeps only the spec; metadata changes stand
+        Part::Status if is(resource, "", "namespaces") => {
+            let mut updated = body.clone();
+            if let Some(map) = updated.as_object_mut() {
+                match current.get("spec") {
+                    Some(spec) => map.insert("spec".into(), spec.clone()),
+                    None => map.remove("spec"),
+                };
+            }
+            updated
+        }
         Part::Status => {
             let mut updated = current.clone();
             if let Some(map) = updated.as_object_mut() {
@@ -329,6 +344,22 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
                     Some(status) => map.insert("status".into(), status.clone()),
                     None => map.remove("status"),
                 };
+            }
+            updated
+        }
+        // upstream's finalize strategy: only the namespace's spec.finalizers change
+        Part::Finalize => {
+            let mut updated = current.clone();
+            if !updated["spec"].is_object() {
+                updated["spec"] = Value::Object(Default::default());
+            }
+            match body.pointer("/spec/finalizers") {
+                Some(finalizers) => updated["spec"]["finalizers"] = finalizers.clone(),
+                None => {
+                    if let Some(spec) = updated["spec"].as_object_mut() {
+                        spec.remove("finalizers");
+                    }
+                }
             }
             updated
         }
@@ -364,6 +395,25 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
     if part == Part::Main && is_crd(resource) {
         crate::crd::strategy::prepare_for_update(&mut updated);
     }
+    if is(resource, "", "namespaces") {
+        // spec.finalizers change through the finalize subresource only
+        if part == Part::Main {
+            match current.pointer("/spec/finalizers") {
+                Some(finalizers) => {
+                    if !updated["spec"].is_object() {
+                        updated["spec"] = Value::Object(Default::default());
+                    }
+                    updated["spec"]["finalizers"] = finalizers.clone();
+                }
+                None => {
+                    if let Some(spec) = updated["spec"].as_object_mut() {
+                        spec.remove("finalizers");
+                    }
+                }
+            }
+        }
+        label_namespace_name(&mut updated);
+    }
     if part == Part::Main && tracks_generation(resource) && spec_changed(current, &updated) {
         let generation = current
             .pointer("/metadata/generation")
@@ -387,6 +437,23 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
             .unwrap_or_default()
     };
     strip(old) != strip(new)
+}
+
+/// The label every namespace carries with its own name (upstream's
+/// `kubernetes.io/metadata.name`, set on create and update whatever the request says).
+fn label_namespace_name(namespace: &mut Value) {
+    let name = meta::name(namespace).to_owned();
+    if name.is_empty() {
+        return;
+    }
+    let Some(metadata) = namespace.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    labels["kubernetes.io/metadata.name"] = Value::String(name);
 }
 
 /// Whether an object marked for deletion may now be removed from storage: no

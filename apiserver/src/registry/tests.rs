@@ -115,6 +115,68 @@ async fn namespace_lifecycle_guards_creation() {
 }
 
 #[tokio::test]
+async fn namespaces_carry_their_name_label_and_finalize_through_their_subresource() {
+    let r = registry().await;
+    let ns = res("", "v1", "namespaces");
+    let created = r
+        .create(ns, None, json!({"metadata": {"name": "team", "labels": {"kubernetes.io/metadata.name": "other"}}}), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        created["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "team"
+    );
+    assert_eq!(created["spec"]["finalizers"], json!(["kubernetes"]));
+
+    // a PUT cannot change spec.finalizers or drop the name label
+    let mut body = created.clone();
+    body["spec"]["finalizers"] = json!([]);
+    body["metadata"]["labels"] = json!({"a": "b"});
+    let updated = r
+        .update(ns, None, "team", body, Part::Main, false)
+        .await
+        .unwrap();
+    assert_eq!(updated["spec"]["finalizers"], json!(["kubernetes"]));
+    assert_eq!(
+        updated["metadata"]["labels"],
+        json!({"a": "b", "kubernetes.io/metadata.name": "team"})
+    );
+
+    // the status subresource keeps the spec but takes metadata changes
+    let mut body = updated.clone();
+    body["metadata"]["annotations"] = json!({"noted": "yes"});
+    body["spec"]["finalizers"] = json!(["x.io/y"]);
+    body["status"]["conditions"] =
+        json!([{"type": "NamespaceDeletionDiscoveryFailure", "status": "False"}]);
+    let status = r
+        .update(ns, None, "team", body, Part::Status, false)
+        .await
+        .unwrap();
+    assert_eq!(status["metadata"]["annotations"]["noted"], "yes");
+    assert_eq!(status["spec"]["finalizers"], json!(["kubernetes"]));
+    assert_eq!(status["status"]["conditions"][0]["status"], "False");
+
+    // finalize changes spec.finalizers only; a terminating namespace whose last
+    // finalizer goes is removed
+    let deleted = r
+        .delete(ns, None, "team", &Default::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(status["status"]["phase"], "Active");
+    let mut body = deleted.clone();
+    body["spec"]["finalizers"] = json!([]);
+    body["metadata"]["labels"] = json!({"ignored": "yes"});
+    let finalized = r
+        .update(ns, None, "team", body, Part::Finalize, false)
+        .await
+        .unwrap();
+    assert_eq!(finalized["spec"]["finalizers"], json!([]));
+    assert!(finalized["metadata"]["labels"].get("ignored").is_none());
+    let err = r.get(ns, None, "team").await.unwrap_err();
+    assert_eq!(err.http_status(), 404);
+}
+
+#[tokio::test]
 async fn bad_bodies_are_refused_with_upstream_messages() {
     let r = registry().await;
     let cms = res("", "v1", "configmaps");

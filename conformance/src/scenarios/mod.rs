@@ -134,6 +134,14 @@ pub const SCENARIOS: &[Scenario] = &[
         run: namespaces::update_a_namespace,
     },
     Scenario {
+        codename: "[sig-api-machinery] Namespaces [Serial] should apply changes to a namespace status [Conformance]",
+        run: namespaces::apply_changes_to_namespace_status,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] Namespaces [Serial] should apply a finalizer to a Namespace [Conformance]",
+        run: namespaces::apply_a_finalizer_to_a_namespace,
+    },
+    Scenario {
         codename: "[sig-api-machinery] Watchers should be able to start watching from a specific resource version [Conformance]",
         run: watch::from_a_specific_resource_version,
     },
