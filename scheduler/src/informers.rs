@@ -1,0 +1,312 @@
+//! Watches of pods, nodes and namespaces feeding the cache and the queue (upstream's
+//! `eventhandlers.go`): bound pods go to the cache, pending pods of our profiles to the
+//! queue, and every change that may help a rejected pod becomes a cluster event for
+//! the queue. Pods that finished are not watched (`status.phase` selector, as upstream).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+
+use crate::framework::events::{node_update_actions, pod_update_actions};
+use crate::framework::registry::Handle;
+use crate::framework::runtime::Framework;
+use crate::framework::{ActionType, ClusterEvent, EventObject, EventResource, PodInfo};
+use crate::schedule_one::Shared;
+
+/// How many informers report their first full list (pods, nodes, namespaces).
+pub const INFORMERS: usize = 3;
+
+/// Keeps the local copies each watch needs to tell adds from updates and to find
+/// objects that vanished across a relist.
+struct Known<K> {
+    objects: HashMap<String, Arc<K>>,
+    relisting: Option<HashSet<String>>,
+}
+
+impl<K> Known<K> {
+    fn new() -> Self {
+        Known {
+            objects: HashMap::new(),
+            relisting: None,
+        }
+    }
+}
+
+/// Runs the three watches until the task is dropped; `synced` counts those that
+/// delivered their first full list.
+pub async fn run(
+    client: kube::Client,
+    shared: Arc<Shared>,
+    profiles: Arc<HashMap<String, Arc<Framework>>>,
+    handle: Handle,
+    synced: Arc<AtomicUsize>,
+) {
+    futures::join!(
+        watch_pods(client.clone(), shared.clone(), profiles, synced.clone()),
+        watch_nodes(client.clone(), shared.clone(), synced.clone()),
+        watch_namespaces(client, shared, handle, synced),
+    );
+}
+
+/// Drives one watch: `apply(old, new)` for adds and updates, `delete(old)` for
+/// deletions (including objects missing from a relist).
+async fn drive<K, A, D>(
+    api: kube::Api<K>,
+    config: watcher::Config,
+    synced: Arc<AtomicUsize>,
+    mut apply: A,
+    mut delete: D,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+    A: FnMut(Option<Arc<K>>, Arc<K>),
+    D: FnMut(Arc<K>),
+{
+    let mut known: Known<K> = Known::new();
+    let mut first_sync = true;
+    let stream = watcher::watcher(api, config).default_backoff();
+    futures::pin_mut!(stream);
+    let uid = |k: &K| k.meta().uid.clone().unwrap_or_default();
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::info!(error = %e, "watch failed; retrying");
+                continue;
+            }
+        };
+        match event {
+            Event::Init => known.relisting = Some(HashSet::new()),
+            Event::InitApply(obj) | Event::Apply(obj) => {
+                let obj = Arc::new(obj);
+                let id = uid(&obj);
+                if let Some(seen) = known.relisting.as_mut() {
+                    seen.insert(id.clone());
+                }
+                let old = known.objects.insert(id, obj.clone());
+                apply(old, obj);
+            }
+            Event::Delete(obj) => {
+                let id = uid(&obj);
+                let old = known.objects.remove(&id).unwrap_or_else(|| Arc::new(obj));
+                delete(old);
+            }
+            Event::InitDone => {
+                if let Some(seen) = known.relisting.take() {
+                    let gone: Vec<String> = known
+                        .objects
+                        .keys()
+                        .filter(|id| !seen.contains(*id))
+                        .cloned()
+                        .collect();
+                    for id in gone {
+                        if let Some(old) = known.objects.remove(&id) {
+                            delete(old);
+                        }
+                    }
+                }
+                if first_sync {
+                    first_sync = false;
+                    synced.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+}
+
+fn node_name(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+}
+
+async fn watch_pods(
+    client: kube::Client,
+    shared: Arc<Shared>,
+    profiles: Arc<HashMap<String, Arc<Framework>>>,
+    synced: Arc<AtomicUsize>,
+) {
+    let responsible = |pod: &Pod| crate::schedule_one::profile_of(&profiles, pod).is_some();
+    let config = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let apply_shared = shared.clone();
+    drive(
+        kube::Api::<Pod>::all(client),
+        config,
+        synced,
+        |old: Option<Arc<Pod>>, pod: Arc<Pod>| {
+            let shared = &apply_shared;
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            if node_name(&pod).is_some() {
+                let was_bound = old.as_deref().is_some_and(|o| node_name(o).is_some());
+                shared.queue.delete(&uid);
+                shared
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add_pod(pod.clone());
+                match old.filter(|_| was_bound) {
+                    Some(old) => {
+                        let actions = pod_update_actions(&old, &pod);
+                        shared.queue.on_event(
+                            ClusterEvent {
+                                resource: EventResource::AssignedPod,
+                                action: actions,
+                                label: "AssignedPodUpdate",
+                            },
+                            Some(&EventObject::Pod(old)),
+                            Some(&EventObject::Pod(pod)),
+                        );
+                    }
+                    None => shared.queue.on_event(
+                        ClusterEvent {
+                            resource: EventResource::AssignedPod,
+                            action: ActionType::ADD,
+                            label: "AssignedPodAdd",
+                        },
+                        None,
+                        Some(&EventObject::Pod(pod)),
+                    ),
+                }
+                return;
+            }
+            if !responsible(&pod) {
+                return;
+            }
+            if pod.metadata.deletion_timestamp.is_some() {
+                shared.queue.delete(&uid);
+                return;
+            }
+            let assumed = shared
+                .cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_assumed(&uid);
+            if assumed {
+                return;
+            }
+            let info = Arc::new(PodInfo::from_arc(pod));
+            if old.is_some() {
+                shared.queue.update(info);
+            } else {
+                shared.queue.add(info);
+            }
+        },
+        |pod: Arc<Pod>| {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            shared.queue.delete(&uid);
+            let bound = node_name(&pod).is_some();
+            shared
+                .cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove_pod(&uid);
+            if bound {
+                shared.queue.on_event(
+                    ClusterEvent {
+                        resource: EventResource::AssignedPod,
+                        action: ActionType::DELETE,
+                        label: "AssignedPodDelete",
+                    },
+                    Some(&EventObject::Pod(pod)),
+                    None,
+                );
+            }
+        },
+    )
+    .await;
+}
+
+async fn watch_nodes(client: kube::Client, shared: Arc<Shared>, synced: Arc<AtomicUsize>) {
+    let apply_shared = shared.clone();
+    drive(
+        kube::Api::<Node>::all(client),
+        watcher::Config::default(),
+        synced,
+        |old: Option<Arc<Node>>, node: Arc<Node>| {
+            let shared = &apply_shared;
+            shared
+                .cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add_or_update_node(node.clone());
+            let (action, label) = match &old {
+                None => (ActionType::ADD, "NodeAdd"),
+                Some(old) => (node_update_actions(old, &node), "NodeUpdate"),
+            };
+            if action.0 == 0 {
+                return;
+            }
+            shared.queue.on_event(
+                ClusterEvent {
+                    resource: EventResource::Node,
+                    action,
+                    label,
+                },
+                old.map(EventObject::Node).as_ref(),
+                Some(&EventObject::Node(node)),
+            );
+        },
+        |node: Arc<Node>| {
+            shared
+                .cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove_node(node.metadata.name.as_deref().unwrap_or(""));
+        },
+    )
+    .await;
+}
+
+async fn watch_namespaces(
+    client: kube::Client,
+    shared: Arc<Shared>,
+    handle: Handle,
+    synced: Arc<AtomicUsize>,
+) {
+    let labels = handle.namespace_labels.clone();
+    drive(
+        kube::Api::<Namespace>::all(client),
+        watcher::Config::default(),
+        synced,
+        |old: Option<Arc<Namespace>>, ns: Arc<Namespace>| {
+            let name = ns.metadata.name.clone().unwrap_or_default();
+            let new_labels = ns.metadata.labels.clone().unwrap_or_default();
+            labels
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name, new_labels);
+            let changed = old
+                .as_ref()
+                .is_none_or(|o| o.metadata.labels != ns.metadata.labels);
+            if changed {
+                let action = if old.is_some() {
+                    ActionType::UPDATE
+                } else {
+                    ActionType::ADD
+                };
+                shared.queue.on_event(
+                    ClusterEvent {
+                        resource: EventResource::Namespace,
+                        action,
+                        label: "NamespaceChange",
+                    },
+                    None,
+                    None,
+                );
+            }
+        },
+        |ns: Arc<Namespace>| {
+            labels
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(ns.metadata.name.as_deref().unwrap_or(""));
+        },
+    )
+    .await;
+}
