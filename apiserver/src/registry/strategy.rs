@@ -127,7 +127,25 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
         }
         map.insert("status".into(), json!({"phase": "Active"}));
     } else if is(resource, "", "pods") {
-        map.insert("status".into(), json!({"phase": "Pending"}));
+        let gated = map
+            .get("spec")
+            .and_then(|s| s.get("schedulingGates"))
+            .and_then(Value::as_array)
+            .is_some_and(|g| !g.is_empty());
+        let status = if gated {
+            // upstream's applySchedulingGatedCondition: kubectl shows SchedulingGated
+            json!({"phase": "Pending", "conditions": [{
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "SchedulingGated",
+                "message": "Scheduling is blocked due to non-empty scheduling gates",
+                "lastProbeTime": null,
+                "lastTransitionTime": meta::now_rfc3339(),
+            }]})
+        } else {
+            json!({"phase": "Pending"})
+        };
+        map.insert("status".into(), status);
     } else if is(resource, "", "services") {
         map.insert("status".into(), json!({"loadBalancer": {}}));
     } else if is(resource, "", "nodes") {

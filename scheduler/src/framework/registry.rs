@@ -16,6 +16,22 @@ pub struct Handle {
     pub client: Option<kube::Client>,
     /// Namespace name → its labels (InterPodAffinity's namespace selectors).
     pub namespace_labels: Arc<RwLock<HashMap<String, BTreeMap<String, String>>>>,
+    /// Per namespace, the selectors of Services, ReplicationControllers, ReplicaSets
+    /// and StatefulSets (PodTopologySpread's system default constraints select the
+    /// pods of the same workloads, upstream's `helper.DefaultSelector`).
+    pub workload_selectors: Arc<RwLock<HashMap<String, Vec<WorkloadSelector>>>>,
+}
+
+/// One workload's pod selector.
+#[derive(Clone, Debug)]
+pub struct WorkloadSelector {
+    /// `Service`, `ReplicationController`, `ReplicaSet` or `StatefulSet`.
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+    /// Its selector (a Service's or ReplicationController's map as equality
+    /// requirements).
+    pub selector: apimachinery::labels::Selector,
 }
 
 /// A constructor: `args` is the plugin's `pluginConfig[].args` (JSON), if any.
