@@ -218,6 +218,7 @@ async fn schedule(
             host.split('_').next().unwrap_or("").to_owned(),
         )),
         metrics: status.metrics.clone(),
+        runtime: tokio::runtime::Handle::current(),
     });
     let synced = Arc::new(AtomicUsize::new(0));
     let mut guard = StopGuard {
@@ -264,7 +265,6 @@ async fn schedule(
         shared,
         profiles,
         config.percentage_of_nodes_to_score.unwrap_or(0),
-        tokio::runtime::Handle::current(),
     );
     let thread = std::thread::Builder::new()
         .name("scheduling-cycle".to_owned())

@@ -368,6 +368,7 @@ impl SchedulingQueue {
             qpi.pod_info = latest;
         }
         qpi.timestamp = Instant::now();
+        tracing::debug!(pod = %qpi.pod_info.key(), plugins = ?qpi.unschedulable_plugins, cycle, move_cycle = state.move_request_cycle, "requeue");
         let place = if !unschedulable || state.move_request_cycle >= cycle {
             Place::Backoff
         } else {
@@ -389,6 +390,7 @@ impl SchedulingQueue {
             .map(|(uid, _)| uid.clone())
             .collect();
         let now = Instant::now();
+        tracing::debug!(event = event.label, action = event.action.0, moved = candidates.len(), "cluster event");
         for uid in candidates {
             if let Some(slot) = state.pods.remove(&uid) {
                 let place = if now < self.backoff_expiry(&slot.qpi) {

@@ -134,6 +134,9 @@ pub struct Shared {
     pub recorder: Option<Recorder>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Where async work (binding, status updates) runs; the scheduling cycle's own
+    /// thread is outside the runtime.
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
@@ -150,8 +153,6 @@ pub struct Scheduler {
     pub profiles: HashMap<String, Arc<Framework>>,
     /// The global `percentageOfNodesToScore` (0: adaptive).
     pub percentage_of_nodes_to_score: i32,
-    /// Where async work runs.
-    pub runtime: tokio::runtime::Handle,
     next_start_node_index: usize,
 }
 
@@ -161,13 +162,11 @@ impl Scheduler {
         shared: Arc<Shared>,
         profiles: HashMap<String, Arc<Framework>>,
         percentage_of_nodes_to_score: i32,
-        runtime: tokio::runtime::Handle,
     ) -> Scheduler {
         Scheduler {
             shared,
             profiles,
             percentage_of_nodes_to_score,
-            runtime,
             next_start_node_index: 0,
         }
     }
@@ -280,7 +279,7 @@ impl Scheduler {
         // the binding cycle: no Permit plugin of the default profile waits, so a Wait
         // is treated as approval after its timeout is not modelled yet
         let shared = self.shared.clone();
-        self.runtime.spawn(async move {
+        self.shared.runtime.spawn(async move {
             bind_cycle(shared, fw, state, qpi, assumed, host, cycle, start).await;
         });
     }
@@ -574,17 +573,9 @@ fn failure(
     } else {
         "SchedulerError"
     };
-    tokio::runtime::Handle::try_current()
-        .map(|h| {
-            h.spawn(update_pod_scheduled_condition(
-                client.clone(),
-                pod.clone(),
-                reason,
-                message.clone(),
-                nominated.clone(),
-            ))
-        })
-        .ok();
+    shared.runtime.spawn(update_pod_scheduled_condition(
+        client, pod, reason, message, nominated,
+    ));
 }
 
 /// Sets PodScheduled=False with `reason` and `message` unless it already says so

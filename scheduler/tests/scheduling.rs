@@ -31,6 +31,11 @@ async fn client_of(kubeconfig: &str) -> Client {
 }
 
 async fn cluster() -> Cluster {
+    // RUST_LOG=scheduler=debug shows the scheduler's side when a test fails
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let mut options = ServerOptions::defaults();
     options.secure_port = 0;
@@ -91,11 +96,19 @@ async fn create_node(admin: &Client, name: &str, cpu: &str, extra: Value) {
         }
     });
     merge(&mut node, extra);
+    let taints = node["spec"]["taints"].clone();
     let node: Node = serde_json::from_value(node).unwrap();
-    Api::<Node>::all(admin.clone())
-        .create(&PostParams::default(), &node)
-        .await
-        .unwrap();
+    let api = Api::<Node>::all(admin.clone());
+    api.create(&PostParams::default(), &node).await.unwrap();
+    // the TaintNodesByCondition admission plugin marks new nodes not-ready; with no
+    // kubelet and no node-lifecycle controller here, the test does what they would
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"taints": taints}})),
+    )
+    .await
+    .unwrap();
 }
 
 fn merge(into: &mut Value, from: Value) {
