@@ -221,8 +221,7 @@ impl Cache {
         } else if !self.dirty.is_empty() {
             let nodes = Arc::make_mut(&mut self.snapshot.nodes);
             for name in &self.dirty {
-                if let (Some(i), Some(info)) =
-                    (self.snapshot.index.get(name), self.nodes.get(name))
+                if let (Some(i), Some(info)) = (self.snapshot.index.get(name), self.nodes.get(name))
                 {
                     nodes[*i] = Arc::new(info.clone());
                 }
@@ -270,7 +269,9 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s.get("n1").unwrap().requested.milli_cpu, 0);
 
-        cache.assume_pod(Arc::new(PodInfo::new(pod("a", "n1", "1")))).unwrap();
+        cache
+            .assume_pod(Arc::new(PodInfo::new(pod("a", "n1", "1"))))
+            .unwrap();
         assert_eq!(
             cache.assume_pod(Arc::new(PodInfo::new(pod("a", "n1", "1")))),
             Err(CacheError::AlreadyCached("ns/a".into()))
@@ -281,17 +282,30 @@ mod tests {
         assert_eq!(s.get("n1").unwrap().requested.milli_cpu, 0);
 
         cache.forget_pod("a").unwrap();
-        assert_eq!(cache.update_snapshot().get("n1").unwrap().requested.milli_cpu, 0);
+        assert_eq!(
+            cache
+                .update_snapshot()
+                .get("n1")
+                .unwrap()
+                .requested
+                .milli_cpu,
+            0
+        );
 
         // assumed on n1, confirmed by the informer on n2
-        cache.assume_pod(Arc::new(PodInfo::new(pod("b", "n1", "1")))).unwrap();
+        cache
+            .assume_pod(Arc::new(PodInfo::new(pod("b", "n1", "1"))))
+            .unwrap();
         cache.finish_binding("b");
         cache.add_pod(Arc::new(pod("b", "n2", "1")));
         assert!(!cache.is_assumed("b"));
         let s = cache.update_snapshot();
         assert_eq!(s.get("n1").unwrap().requested.milli_cpu, 0);
         assert_eq!(s.get("n2").unwrap().requested.milli_cpu, 1000);
-        assert!(cache.forget_pod("b").is_err(), "confirmed pods are not forgotten");
+        assert!(
+            cache.forget_pod("b").is_err(),
+            "confirmed pods are not forgotten"
+        );
     }
 
     #[test]
@@ -304,7 +318,15 @@ mod tests {
         assert_eq!(cache.node("n1").unwrap().pods.len(), 1);
         // the node comes back: its pod is still there
         cache.add_or_update_node(node("n1", "4"));
-        assert_eq!(cache.update_snapshot().get("n1").unwrap().requested.milli_cpu, 1000);
+        assert_eq!(
+            cache
+                .update_snapshot()
+                .get("n1")
+                .unwrap()
+                .requested
+                .milli_cpu,
+            1000
+        );
         cache.remove_pod("a");
         cache.remove_node("n1");
         assert!(cache.node("n1").is_none());
@@ -317,6 +339,14 @@ mod tests {
         cache.add_pod(Arc::new(pod("a", "later", "2")));
         assert!(cache.update_snapshot().is_empty());
         cache.add_or_update_node(node("later", "4"));
-        assert_eq!(cache.update_snapshot().get("later").unwrap().requested.milli_cpu, 2000);
+        assert_eq!(
+            cache
+                .update_snapshot()
+                .get("later")
+                .unwrap()
+                .requested
+                .milli_cpu,
+            2000
+        );
     }
 }

@@ -287,7 +287,10 @@ impl KubeSchedulerConfiguration {
     pub fn parse(text: &str, registered: &dyn Fn(&str) -> bool) -> Result<Self, ConfigError> {
         let value: serde_json::Value =
             serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Decode(e.to_string()))?;
-        let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("");
+        let api_version = value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or("");
         if kind != "KubeSchedulerConfiguration" {
             return Err(ConfigError::Decode(format!(
@@ -387,7 +390,9 @@ impl KubeSchedulerConfiguration {
             }
         }
         if !self.extenders.is_empty() {
-            errs.push("extenders: Unsupported value: scheduler extenders are not supported".to_owned());
+            errs.push(
+                "extenders: Unsupported value: scheduler extenders are not supported".to_owned(),
+            );
         }
         if self.leader_election.leader_elect && self.leader_election.resource_lock != "leases" {
             errs.push(format!(
@@ -494,10 +499,19 @@ profiles:
 "#;
         let c = KubeSchedulerConfiguration::parse(text, &all).unwrap();
         let p = &c.profiles[1].plugins;
-        let names: Vec<_> = p.multi_point.enabled.iter().map(|e| e.name.as_str()).collect();
+        let names: Vec<_> = p
+            .multi_point
+            .enabled
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
         assert!(!names.contains(&"ImageLocality"));
         // re-enabled default keeps its place with the new weight
-        let affinity = p.multi_point.enabled.iter().position(|e| e.name == "NodeAffinity");
+        let affinity = p
+            .multi_point
+            .enabled
+            .iter()
+            .position(|e| e.name == "NodeAffinity");
         assert_eq!(affinity, Some(5));
         assert_eq!(p.multi_point.enabled[5].weight, Some(5));
         assert_eq!(p.score.disabled[0].name, "*");
@@ -505,13 +519,22 @@ profiles:
 
     #[test]
     fn bad_files_are_refused_with_upstreams_words() {
-        let wrong_version = "apiVersion: kubescheduler.config.k8s.io/v1beta9\nkind: KubeSchedulerConfiguration\n";
+        let wrong_version =
+            "apiVersion: kubescheduler.config.k8s.io/v1beta9\nkind: KubeSchedulerConfiguration\n";
         let e = KubeSchedulerConfiguration::parse(wrong_version, &all).unwrap_err();
         assert!(e.to_string().contains("no kind \"KubeSchedulerConfiguration\" is registered for version \"kubescheduler.config.k8s.io/v1beta9\""), "{e}");
         let dup = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\npercentageOfNodesToScore: 120\nprofiles:\n- schedulerName: a\n- schedulerName: a\n";
-        let e = KubeSchedulerConfiguration::parse(dup, &all).unwrap_err().to_string();
-        assert!(e.contains("profiles[1].schedulerName: Duplicate value: \"a\""), "{e}");
-        assert!(e.contains("percentageOfNodesToScore: Invalid value: 120: not in valid range [0-100]"), "{e}");
+        let e = KubeSchedulerConfiguration::parse(dup, &all)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("profiles[1].schedulerName: Duplicate value: \"a\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("percentageOfNodesToScore: Invalid value: 120: not in valid range [0-100]"),
+            "{e}"
+        );
         assert!(KubeSchedulerConfiguration::parse("{not yaml", &all).is_err());
     }
 

@@ -4,13 +4,13 @@
 //! the queue. Pods that finished are not watched (`status.phase` selector, as upstream).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 
 use crate::framework::events::{node_update_actions, pod_update_actions};
 use crate::framework::registry::Handle;

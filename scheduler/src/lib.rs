@@ -251,7 +251,10 @@ async fn schedule(
                 ("unschedulable", l.unschedulable),
                 ("gated", l.gated),
             ] {
-                gauges.pending_pods.with_label_values(&[queue]).set(len as f64);
+                gauges
+                    .pending_pods
+                    .with_label_values(&[queue])
+                    .set(len as f64);
             }
         }
     }));

@@ -75,7 +75,10 @@ async fn main() -> anyhow::Result<()> {
         (&flags.leader_elect_retry_period, &mut le.retry_period),
         (&flags.leader_elect_resource_lock, &mut le.resource_lock),
         (&flags.leader_elect_resource_name, &mut le.resource_name),
-        (&flags.leader_elect_resource_namespace, &mut le.resource_namespace),
+        (
+            &flags.leader_elect_resource_namespace,
+            &mut le.resource_namespace,
+        ),
     ] {
         if let Some(v) = flag {
             *field = v.clone();
@@ -94,7 +97,8 @@ async fn main() -> anyhow::Result<()> {
         None => kube::Config::infer().await?,
     };
     let client = kube::Client::try_from(client_config)?;
-    let serve = (flags.secure_port != 0).then(|| SocketAddr::new(flags.bind_address, flags.secure_port));
+    let serve =
+        (flags.secure_port != 0).then(|| SocketAddr::new(flags.bind_address, flags.secure_port));
     scheduler::run_with_client(client, config, serve, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::framework::runtime::Framework;
-use crate::framework::{ClusterEvent, EventObject, PodInfo, QueueingHint, QueuedPodInfo};
+use crate::framework::{ClusterEvent, EventObject, PodInfo, QueuedPodInfo, QueueingHint};
 
 /// How long a pod stays unschedulable before it is retried anyway (upstream's
 /// `podMaxInUnschedulablePodsDuration`).
@@ -170,10 +170,14 @@ impl SchedulingQueue {
         loop {
             let (l, r) = (2 * i + 1, 2 * i + 2);
             let mut best = i;
-            if l < state.active.len() && self.heap_less(state, &state.active[l], &state.active[best]) {
+            if l < state.active.len()
+                && self.heap_less(state, &state.active[l], &state.active[best])
+            {
                 best = l;
             }
-            if r < state.active.len() && self.heap_less(state, &state.active[r], &state.active[best]) {
+            if r < state.active.len()
+                && self.heap_less(state, &state.active[r], &state.active[best])
+            {
                 best = r;
             }
             if best == i {
@@ -379,7 +383,12 @@ impl SchedulingQueue {
 
     /// Moves the unschedulable pods that `event` may help (by the rejecting plugins'
     /// registrations and hints) to the active or backoff queue.
-    pub fn on_event(&self, event: ClusterEvent, old: Option<&EventObject>, new: Option<&EventObject>) {
+    pub fn on_event(
+        &self,
+        event: ClusterEvent,
+        old: Option<&EventObject>,
+        new: Option<&EventObject>,
+    ) {
         let mut state = self.lock();
         state.move_request_cycle = state.scheduling_cycle;
         let candidates: Vec<String> = state
@@ -390,7 +399,12 @@ impl SchedulingQueue {
             .map(|(uid, _)| uid.clone())
             .collect();
         let now = Instant::now();
-        tracing::debug!(event = event.label, action = event.action.0, moved = candidates.len(), "cluster event");
+        tracing::debug!(
+            event = event.label,
+            action = event.action.0,
+            moved = candidates.len(),
+            "cluster event"
+        );
         for uid in candidates {
             if let Some(slot) = state.pods.remove(&uid) {
                 let place = if now < self.backoff_expiry(&slot.qpi) {

@@ -222,9 +222,11 @@ impl Scheduler {
                 return;
             }
             Err(ScheduleError::Error(message)) => {
-                self.shared
-                    .metrics
-                    .attempt("error", &fw.profile_name, start.elapsed().as_secs_f64());
+                self.shared.metrics.attempt(
+                    "error",
+                    &fw.profile_name,
+                    start.elapsed().as_secs_f64(),
+                );
                 failure(&self.shared, &fw, qpi, cycle, false, message, None);
                 return;
             }
@@ -232,7 +234,10 @@ impl Scheduler {
 
         // assume: the next cycle counts the pod on its node before the binding lands
         let mut assumed_pod = (*pod.pod).clone();
-        assumed_pod.spec.get_or_insert_with(Default::default).node_name = Some(host.clone());
+        assumed_pod
+            .spec
+            .get_or_insert_with(Default::default)
+            .node_name = Some(host.clone());
         let assumed = Arc::new(PodInfo::from_arc(Arc::new(assumed_pod)));
         if let Err(e) = self.shared.cache().assume_pod(assumed.clone()) {
             self.shared
@@ -250,7 +255,11 @@ impl Scheduler {
                 qpi.unschedulable_plugins = [s.plugin].into();
             }
             self.shared.metrics.attempt(
-                if unschedulable { "unschedulable" } else { "error" },
+                if unschedulable {
+                    "unschedulable"
+                } else {
+                    "error"
+                },
                 &fw.profile_name,
                 start.elapsed().as_secs_f64(),
             );
@@ -268,7 +277,11 @@ impl Scheduler {
                 qpi.unschedulable_plugins = [s.plugin].into();
             }
             self.shared.metrics.attempt(
-                if unschedulable { "unschedulable" } else { "error" },
+                if unschedulable {
+                    "unschedulable"
+                } else {
+                    "error"
+                },
                 &fw.profile_name,
                 start.elapsed().as_secs_f64(),
             );
@@ -318,9 +331,13 @@ impl Scheduler {
                 s.message()
             )));
         }
-        let scores = fw
-            .run_score(state, pod, &feasible)
-            .map_err(|s| ScheduleError::Error(format!("running Score plugin {:?}: {}", s.plugin, s.message())))?;
+        let scores = fw.run_score(state, pod, &feasible).map_err(|s| {
+            ScheduleError::Error(format!(
+                "running Score plugin {:?}: {}",
+                s.plugin,
+                s.message()
+            ))
+        })?;
         Ok(ScheduleResult {
             host: select_host(&scores),
             evaluated,
@@ -563,7 +580,13 @@ fn failure(
     shared.queue.requeue_failed(qpi, cycle, unschedulable);
     tracing::debug!(pod = %format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name.as_deref().unwrap_or("")), %message, "unable to schedule pod");
     if let Some(recorder) = &shared.recorder {
-        recorder.event(&pod, "Warning", "FailedScheduling", message.clone(), &fw.profile_name);
+        recorder.event(
+            &pod,
+            "Warning",
+            "FailedScheduling",
+            message.clone(),
+            &fw.profile_name,
+        );
     }
     let Some(client) = shared.client.clone() else {
         return;
@@ -604,7 +627,9 @@ async fn update_pod_scheduled_condition(
         Some(c) if c.status == "False" => c.last_transition_time.clone(),
         _ => None,
     }
-    .unwrap_or_else(|| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+    .unwrap_or_else(|| {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
+    });
     let mut status_patch = serde_json::json!({
         "conditions": [{
             "type": "PodScheduled",

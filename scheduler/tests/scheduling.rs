@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use apiserver::{Server, ServerOptions};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use scheduler::config::KubeSchedulerConfiguration;
 use serde_json::{Value, json};
 
@@ -40,7 +40,10 @@ async fn cluster() -> Cluster {
     let mut options = ServerOptions::defaults();
     options.secure_port = 0;
     options.bind_address = [127, 0, 0, 1].into();
-    options.storage_url = Some(format!("sqlite://{}", dir.path().join("store.db").display()));
+    options.storage_url = Some(format!(
+        "sqlite://{}",
+        dir.path().join("store.db").display()
+    ));
     options.cert_dir = dir.path().join("pki");
     options.authorization_mode = vec!["Node".into(), "RBAC".into()];
     // no controller manager here to create default service accounts
@@ -68,7 +71,8 @@ async fn cluster() -> Cluster {
 }
 
 fn config(text: &str) -> KubeSchedulerConfiguration {
-    let mut full = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n".to_owned();
+    let mut full =
+        "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n".to_owned();
     full.push_str(text);
     KubeSchedulerConfiguration::parse(&full, &scheduler::registered).unwrap()
 }
@@ -82,7 +86,12 @@ fn start_scheduler(
     client: Client,
     config: KubeSchedulerConfiguration,
 ) -> tokio::task::JoinHandle<Result<(), scheduler::Error>> {
-    tokio::spawn(scheduler::run_with_client(client, config, None, std::future::pending()))
+    tokio::spawn(scheduler::run_with_client(
+        client,
+        config,
+        None,
+        std::future::pending(),
+    ))
 }
 
 async fn create_node(admin: &Client, name: &str, cpu: &str, extra: Value) {
@@ -190,7 +199,10 @@ async fn wait_event(admin: &Client, pod: &str, reason: &str, message: Option<&st
         }) {
             return e;
         }
-        assert!(start.elapsed() < DEADLINE, "no {reason} event {message:?} for {pod}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no {reason} event {message:?} for {pod}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -366,7 +378,15 @@ async fn a_gated_pod_waits_until_its_gates_are_removed() {
     // an ungated pod created after it is bound while the gated one waits
     create_pod(&c.admin, "free", "100m", json!({})).await;
     wait_bound(&c.admin, "free").await;
-    assert!(node_of(&Api::<Pod>::namespaced(c.admin.clone(), "default").get("gated").await.unwrap()).is_none());
+    assert!(
+        node_of(
+            &Api::<Pod>::namespaced(c.admin.clone(), "default")
+                .get("gated")
+                .await
+                .unwrap()
+        )
+        .is_none()
+    );
     Api::<Pod>::namespaced(c.admin.clone(), "default")
         .patch(
             "gated",
@@ -383,7 +403,13 @@ async fn a_second_profile_schedules_the_pods_that_name_it() {
     let c = cluster().await;
     create_node(&c.admin, "empty", "8", json!({})).await;
     create_node(&c.admin, "busy", "8", json!({})).await;
-    create_pod(&c.admin, "filler", "4", json!({"spec": {"nodeName": "busy"}})).await;
+    create_pod(
+        &c.admin,
+        "filler",
+        "4",
+        json!({"spec": {"nodeName": "busy"}}),
+    )
+    .await;
     let text = r#"leaderElection:
   leaderElect: false
 profiles:
@@ -401,16 +427,34 @@ profiles:
 "#;
     let _s = start_scheduler(c.scheduler.clone(), config(text));
     // MostAllocated packs onto the busier node; the default spreads onto the empty one
-    create_pod(&c.admin, "packed", "1", json!({"spec": {"schedulerName": "bin-packer"}})).await;
+    create_pod(
+        &c.admin,
+        "packed",
+        "1",
+        json!({"spec": {"schedulerName": "bin-packer"}}),
+    )
+    .await;
     assert_eq!(wait_bound(&c.admin, "packed").await, "busy");
     let e = wait_event(&c.admin, "packed", "Scheduled", None).await;
-    assert_eq!(e.source.and_then(|s| s.component).as_deref(), Some("bin-packer"));
+    assert_eq!(
+        e.source.and_then(|s| s.component).as_deref(),
+        Some("bin-packer")
+    );
     create_pod(&c.admin, "spread", "1", json!({})).await;
     assert_eq!(wait_bound(&c.admin, "spread").await, "empty");
     // nobody schedules for an unknown profile
-    create_pod(&c.admin, "orphan", "1", json!({"spec": {"schedulerName": "nobody"}})).await;
+    create_pod(
+        &c.admin,
+        "orphan",
+        "1",
+        json!({"spec": {"schedulerName": "nobody"}}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pod = Api::<Pod>::namespaced(c.admin.clone(), "default").get("orphan").await.unwrap();
+    let pod = Api::<Pod>::namespaced(c.admin.clone(), "default")
+        .get("orphan")
+        .await
+        .unwrap();
     assert!(node_of(&pod).is_none());
     assert_eq!(scheduled_condition(&pod), None);
 }
@@ -454,7 +498,10 @@ async fn a_standby_scheduler_takes_over_when_the_leader_dies() {
     }
     let took = killed.elapsed();
     let lease = leases.get("kube-scheduler").await.unwrap().spec.unwrap();
-    assert_ne!(lease.holder_identity.as_deref(), Some(first_holder.as_str()));
+    assert_ne!(
+        lease.holder_identity.as_deref(),
+        Some(first_holder.as_str())
+    );
     assert_eq!(lease.lease_transitions, Some(1));
     assert!(
         took < Duration::from_secs(3) + Duration::from_secs(5),

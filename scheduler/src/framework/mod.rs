@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use cycle_state::CycleState;
-pub use events::{ActionType, ClusterEvent, ClusterEventWithHint, EventObject, EventResource, QueueingHint};
+pub use events::{
+    ActionType, ClusterEvent, ClusterEventWithHint, EventObject, EventResource, QueueingHint,
+};
 pub use types::{HostPorts, NodeInfo, PodInfo, QueuedPodInfo, Resource, Snapshot};
 
 /// The highest score a Score plugin may give after normalization (upstream's
@@ -336,8 +338,7 @@ pub trait PostFilterPlugin: Send + Sync {
 /// Runs once per cycle before scoring, over the feasible nodes.
 pub trait PreScorePlugin: Send + Sync {
     /// Computes scoring state; Skip leaves this plugin's Score out for the pod.
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[Arc<NodeInfo>])
-    -> Status;
+    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[Arc<NodeInfo>]) -> Status;
 }
 
 /// Ranks feasible nodes. Called in parallel across nodes.

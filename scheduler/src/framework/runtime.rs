@@ -11,8 +11,8 @@ use rayon::prelude::*;
 
 use super::registry::{Handle, PluginFactory};
 use super::{
-    ClusterEventWithHint, Code, CycleState, NodeInfo, NodeScore, NodeToStatus, Plugin, PodInfo,
-    PostFilterResult, PreFilterResult, QueuedPodInfo, Status, MAX_NODE_SCORE,
+    ClusterEventWithHint, Code, CycleState, MAX_NODE_SCORE, NodeInfo, NodeScore, NodeToStatus,
+    Plugin, PodInfo, PostFilterResult, PreFilterResult, QueuedPodInfo, Status,
 };
 use crate::config::{Plugins, Profile};
 
@@ -113,18 +113,30 @@ impl Framework {
         // (point, its explicit set, whether the plugin implements it)
         type Implements = fn(&dyn Plugin) -> bool;
         let points: [(&'static str, &crate::config::PluginSet, Implements); 12] = [
-            ("PreEnqueue", &plugins.pre_enqueue, |p| p.as_pre_enqueue().is_some()),
-            ("QueueSort", &plugins.queue_sort, |p| p.as_queue_sort().is_some()),
-            ("PreFilter", &plugins.pre_filter, |p| p.as_pre_filter().is_some()),
+            ("PreEnqueue", &plugins.pre_enqueue, |p| {
+                p.as_pre_enqueue().is_some()
+            }),
+            ("QueueSort", &plugins.queue_sort, |p| {
+                p.as_queue_sort().is_some()
+            }),
+            ("PreFilter", &plugins.pre_filter, |p| {
+                p.as_pre_filter().is_some()
+            }),
             ("Filter", &plugins.filter, |p| p.as_filter().is_some()),
-            ("PostFilter", &plugins.post_filter, |p| p.as_post_filter().is_some()),
-            ("PreScore", &plugins.pre_score, |p| p.as_pre_score().is_some()),
+            ("PostFilter", &plugins.post_filter, |p| {
+                p.as_post_filter().is_some()
+            }),
+            ("PreScore", &plugins.pre_score, |p| {
+                p.as_pre_score().is_some()
+            }),
             ("Score", &plugins.score, |p| p.as_score().is_some()),
             ("Reserve", &plugins.reserve, |p| p.as_reserve().is_some()),
             ("Permit", &plugins.permit, |p| p.as_permit().is_some()),
             ("PreBind", &plugins.pre_bind, |p| p.as_pre_bind().is_some()),
             ("Bind", &plugins.bind, |p| p.as_bind().is_some()),
-            ("PostBind", &plugins.post_bind, |p| p.as_post_bind().is_some()),
+            ("PostBind", &plugins.post_bind, |p| {
+                p.as_post_bind().is_some()
+            }),
         ];
         let mut all_used: BTreeSet<String> = BTreeSet::new();
         for (point, explicit, implements) in points {
@@ -282,7 +294,9 @@ impl Framework {
         let mut result = PreFilterResult::default();
         let mut narrowed_by: Vec<&'static str> = Vec::new();
         for p in &self.pre_filter {
-            let Some(pf) = p.as_pre_filter() else { continue };
+            let Some(pf) = p.as_pre_filter() else {
+                continue;
+            };
             let (r, s) = pf.pre_filter(state, pod, &nodes);
             if s.is_skip() {
                 state.skip_filter_plugins.insert(p.name());
@@ -298,10 +312,7 @@ impl Framework {
                 if result.node_names.as_ref().is_some_and(|n| n.is_empty()) {
                     // upstream's message when the PreFilter results leave no node
                     let message = if narrowed_by.len() == 1 {
-                        format!(
-                            "node(s) didn't satisfy plugin {}",
-                            narrowed_by[0]
-                        )
+                        format!("node(s) didn't satisfy plugin {}", narrowed_by[0])
                     } else {
                         format!(
                             "node(s) didn't satisfy plugin(s) [{}] simultaneously",
@@ -353,7 +364,9 @@ impl Framework {
     ) -> (Option<PostFilterResult>, Status) {
         let mut messages = Vec::new();
         for p in &self.post_filter {
-            let Some(pf) = p.as_post_filter() else { continue };
+            let Some(pf) = p.as_post_filter() else {
+                continue;
+            };
             let (r, s) = pf.post_filter(state, pod, statuses);
             if s.is_success() {
                 return (r, s.with_plugin(p.name()));

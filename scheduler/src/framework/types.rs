@@ -194,11 +194,14 @@ impl PodInfo {
             }
         }
         let affinity = spec.and_then(|s| s.affinity.as_ref());
-        let has_affinity = affinity
-            .is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
+        let has_affinity =
+            affinity.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
         let has_required_anti_affinity = affinity
             .and_then(|a| a.pod_anti_affinity.as_ref())
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .is_some_and(|t| !t.is_empty());
         PodInfo {
             pod,
@@ -232,11 +235,7 @@ impl PodInfo {
 
     /// The pod's priority (0 when unset, as upstream's `corev1helpers.PodPriority`).
     pub fn priority(&self) -> i32 {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.priority)
-            .unwrap_or(0)
+        self.pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
     }
 
     /// The node the pod is bound or nominated to: `spec.nodeName`.
@@ -263,7 +262,9 @@ fn pod_requests(pod: &Pod, non_zero: bool) -> Resource {
         return Resource::default();
     };
     let container_requests = |c: &Container| {
-        let mut r = requests_list(c).map(Resource::from_list).unwrap_or_default();
+        let mut r = requests_list(c)
+            .map(Resource::from_list)
+            .unwrap_or_default();
         if non_zero {
             let list = requests_list(c);
             if !list.is_some_and(|l| l.contains_key("cpu")) {
@@ -582,7 +583,10 @@ mod tests {
     use serde_json::json;
 
     fn pod(spec: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}, "spec": spec})).unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}, "spec": spec}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -605,7 +609,10 @@ mod tests {
         assert_eq!(p.requests.memory, 1 << 30);
         assert_eq!(p.requests.scalar.get("example.com/gpu"), Some(&1));
         // non-zero: container b and the sidecar have no memory request: 200 MiB each
-        assert_eq!(p.non_zero_requests.memory, (1 << 30) + 2 * DEFAULT_MEMORY_REQUEST);
+        assert_eq!(
+            p.non_zero_requests.memory,
+            (1 << 30) + 2 * DEFAULT_MEMORY_REQUEST
+        );
     }
 
     #[test]
@@ -622,7 +629,9 @@ mod tests {
         let mut info = NodeInfo::new(node);
         assert_eq!(info.allocatable.milli_cpu, 4000);
         assert_eq!(info.allocatable.allowed_pod_number, 110);
-        let p = Arc::new(PodInfo::new(pod(json!({"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080}], "resources": {"requests": {"cpu": "1"}}}]}))));
+        let p = Arc::new(PodInfo::new(pod(
+            json!({"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080}], "resources": {"requests": {"cpu": "1"}}}]}),
+        )));
         info.add_pod(p.clone());
         assert_eq!(info.requested.milli_cpu, 1000);
         assert!(info.used_ports.conflicts("0.0.0.0", "TCP", 8080));
@@ -637,7 +646,10 @@ mod tests {
     #[test]
     fn image_names_without_a_tag_mean_latest() {
         assert_eq!(normalized_image_name("nginx"), "nginx:latest");
-        assert_eq!(normalized_image_name("registry:5000/nginx"), "registry:5000/nginx:latest");
+        assert_eq!(
+            normalized_image_name("registry:5000/nginx"),
+            "registry:5000/nginx:latest"
+        );
         assert_eq!(normalized_image_name("nginx:1.25"), "nginx:1.25");
         assert_eq!(normalized_image_name("nginx@sha256:ab"), "nginx@sha256:ab");
     }

@@ -76,11 +76,17 @@ mod tests {
     #[test]
     fn the_binding_names_the_pod_its_uid_and_the_node() {
         let pod = PodInfo::new(
-            serde_json::from_value(serde_json::json!({"metadata": {"name": "web", "namespace": "shop", "uid": "u-1"}})).unwrap(),
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "web", "namespace": "shop", "uid": "u-1"}}),
+            )
+            .unwrap(),
         );
         let b = binding_for(&pod, "node-a");
         assert_eq!(b["metadata"]["uid"], "u-1");
         assert_eq!(b["metadata"]["namespace"], "shop");
-        assert_eq!(b["target"], serde_json::json!({"kind": "Node", "name": "node-a"}));
+        assert_eq!(
+            b["target"],
+            serde_json::json!({"kind": "Node", "name": "node-a"})
+        );
     }
 }

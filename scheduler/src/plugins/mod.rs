@@ -3,11 +3,13 @@
 
 pub mod default_binder;
 pub mod image_locality;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
 pub mod node_resources;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod scheduling_gates;
 pub mod taint_toleration;
@@ -18,7 +20,7 @@ use crate::framework::registry::PluginFactory;
 
 /// Upstream's `NewInTreeRegistry`: every plugin built so far.
 pub fn registry() -> BTreeMap<&'static str, PluginFactory> {
-    let entries: [(&'static str, PluginFactory); 12] = [
+    let entries: [(&'static str, PluginFactory); 14] = [
         (scheduling_gates::NAME, scheduling_gates::new),
         (priority_sort::NAME, priority_sort::new),
         (node_unschedulable::NAME, node_unschedulable::new),
@@ -32,9 +34,14 @@ pub fn registry() -> BTreeMap<&'static str, PluginFactory> {
             node_resources::balanced_allocation::new,
         ),
         (image_locality::NAME, image_locality::new),
+        (inter_pod_affinity::NAME, inter_pod_affinity::new),
+        (pod_topology_spread::NAME, pod_topology_spread::new),
         (default_binder::NAME, default_binder::new),
         // keeps the array length honest when a plugin is added
         ("", |_, _| Err("no such plugin".to_owned())),
     ];
-    entries.into_iter().filter(|(name, _)| !name.is_empty()).collect()
+    entries
+        .into_iter()
+        .filter(|(name, _)| !name.is_empty())
+        .collect()
 }
