@@ -7,19 +7,22 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use apimachinery::labels::Selector;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
 use crate::framework::events::{node_update_actions, pod_update_actions};
-use crate::framework::registry::Handle;
+use crate::framework::registry::{Handle, WorkloadSelector};
 use crate::framework::runtime::Framework;
 use crate::framework::{ActionType, ClusterEvent, EventObject, EventResource, PodInfo};
 use crate::schedule_one::Shared;
 
-/// How many informers report their first full list (pods, nodes, namespaces).
-pub const INFORMERS: usize = 3;
+/// How many informers report their first full list (pods, nodes, namespaces, and the
+/// four workload kinds whose selectors PodTopologySpread's defaults use).
+pub const INFORMERS: usize = 7;
 
 /// Keeps the local copies each watch needs to tell adds from updates and to find
 /// objects that vanished across a relist.
@@ -46,11 +49,109 @@ pub async fn run(
     handle: Handle,
     synced: Arc<AtomicUsize>,
 ) {
+    let selectors = handle.workload_selectors.clone();
     futures::join!(
         watch_pods(client.clone(), shared.clone(), profiles, synced.clone()),
         watch_nodes(client.clone(), shared.clone(), synced.clone()),
-        watch_namespaces(client, shared, handle, synced),
+        watch_namespaces(client.clone(), shared, handle, synced.clone()),
+        watch_workloads::<Service>(
+            client.clone(),
+            selectors.clone(),
+            synced.clone(),
+            "Service",
+            |s| {
+                // a Service without a selector selects nothing (upstream)
+                s.spec
+                    .as_ref()
+                    .and_then(|s| s.selector.as_ref())
+                    .map(Selector::from_set)
+            }
+        ),
+        watch_workloads::<ReplicationController>(
+            client.clone(),
+            selectors.clone(),
+            synced.clone(),
+            "ReplicationController",
+            |rc| {
+                rc.spec
+                    .as_ref()
+                    .and_then(|s| s.selector.as_ref())
+                    .map(Selector::from_set)
+            },
+        ),
+        watch_workloads::<ReplicaSet>(
+            client.clone(),
+            selectors.clone(),
+            synced.clone(),
+            "ReplicaSet",
+            |rs| {
+                rs.spec
+                    .as_ref()
+                    .and_then(|s| crate::framework::types::label_selector(Some(&s.selector)).ok())
+            }
+        ),
+        watch_workloads::<StatefulSet>(client, selectors, synced, "StatefulSet", |ss| {
+            ss.spec
+                .as_ref()
+                .and_then(|s| crate::framework::types::label_selector(Some(&s.selector)).ok())
+        }),
     );
+}
+
+type WorkloadSelectors = Arc<std::sync::RwLock<HashMap<String, Vec<WorkloadSelector>>>>;
+
+/// Keeps `kind`'s selectors per namespace in `selectors`.
+async fn watch_workloads<K>(
+    client: kube::Client,
+    selectors: WorkloadSelectors,
+    synced: Arc<AtomicUsize>,
+    kind: &'static str,
+    selector_of: fn(&K) -> Option<Selector>,
+) where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    K::DynamicType: Default,
+{
+    let remove = |map: &mut HashMap<String, Vec<WorkloadSelector>>, ns: &str, name: &str| {
+        if let Some(list) = map.get_mut(ns) {
+            list.retain(|w| !(w.kind == kind && w.name == name));
+            if list.is_empty() {
+                map.remove(ns);
+            }
+        }
+    };
+    let deleting = selectors.clone();
+    drive(
+        kube::Api::<K>::all(client),
+        watcher::Config::default(),
+        synced,
+        |_old: Option<Arc<K>>, obj: Arc<K>| {
+            let ns = obj.meta().namespace.clone().unwrap_or_default();
+            let name = obj.meta().name.clone().unwrap_or_default();
+            let mut map = selectors.write().unwrap_or_else(|e| e.into_inner());
+            remove(&mut map, &ns, &name);
+            if let Some(selector) = selector_of(&obj) {
+                map.entry(ns).or_default().push(WorkloadSelector {
+                    kind,
+                    name,
+                    selector,
+                });
+            }
+        },
+        |obj: Arc<K>| {
+            let mut map = deleting.write().unwrap_or_else(|e| e.into_inner());
+            remove(
+                &mut map,
+                obj.meta().namespace.as_deref().unwrap_or(""),
+                obj.meta().name.as_deref().unwrap_or(""),
+            );
+        },
+    )
+    .await;
 }
 
 /// Drives one watch: `apply(old, new)` for adds and updates, `delete(old)` for

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use apimachinery::labels::{LabelSelectorError, Selector};
 use apimachinery::quantity::Quantity as ParsedQuantity;
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -135,6 +136,34 @@ impl Resource {
                 .iter()
                 .any(|(k, v)| self.scalar.get(k).copied().unwrap_or(0) < *v)
     }
+}
+
+/// A k8s-openapi label selector in apimachinery's shape (the two crates each have
+/// `metav1.LabelSelector`).
+pub fn api_label_selector(
+    s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> apimachinery::labels::LabelSelector {
+    apimachinery::labels::LabelSelector {
+        match_labels: s.match_labels.clone(),
+        match_expressions: s.match_expressions.as_ref().map(|exprs| {
+            exprs
+                .iter()
+                .map(|e| apimachinery::labels::LabelSelectorRequirement {
+                    key: e.key.clone(),
+                    operator: e.operator.clone(),
+                    values: e.values.clone(),
+                })
+                .collect()
+        }),
+    }
+}
+
+/// Parses a label selector: `None` selects nothing, empty selects everything (upstream's
+/// `LabelSelectorAsSelector`).
+pub fn label_selector(
+    s: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> Result<Selector, LabelSelectorError> {
+    Selector::from_label_selector(s.map(api_label_selector).as_ref())
 }
 
 /// A pod as the scheduler sees it, with what plugins need computed once.

@@ -20,11 +20,8 @@ pub mod scoring;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use apimachinery::labels::{
-    LabelSelector as ApiLabelSelector, LabelSelectorRequirement as ApiRequirement, Labels, Selector,
-};
+use apimachinery::labels::{LabelSelectorRequirement as ApiRequirement, Labels, Selector};
 use k8s_openapi::api::core::v1::{Affinity, Pod, PodAffinityTerm, WeightedPodAffinityTerm};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 
 use crate::framework::events::EventObject;
@@ -175,23 +172,6 @@ impl AffinityTerm {
     }
 }
 
-/// Converts the API's label selector into apimachinery's shape.
-fn to_api_selector(s: &LabelSelector) -> ApiLabelSelector {
-    ApiLabelSelector {
-        match_labels: s.match_labels.clone(),
-        match_expressions: s.match_expressions.as_ref().map(|exprs| {
-            exprs
-                .iter()
-                .map(|e| ApiRequirement {
-                    key: e.key.clone(),
-                    operator: e.operator.clone(),
-                    values: e.values.clone(),
-                })
-                .collect()
-        }),
-    }
-}
-
 /// Parses one term of `owner`. The label selector gets `key in (owner's value)` for
 /// each matchLabelKeys key and `key notin (owner's value)` for each mismatchLabelKeys
 /// key the owner has a label for (MatchLabelKeysInPodAffinity, on in 1.33). Upstream
@@ -199,7 +179,10 @@ fn to_api_selector(s: &LabelSelector) -> ApiLabelSelector {
 /// covers pods that did not pass through such an API server, and merging twice adds
 /// the same requirement twice, which selects the same pods.
 fn parse_term(owner: &Pod, term: &PodAffinityTerm) -> Result<AffinityTerm, String> {
-    let mut selector = term.label_selector.as_ref().map(to_api_selector);
+    let mut selector = term
+        .label_selector
+        .as_ref()
+        .map(crate::framework::types::api_label_selector);
     if let Some(sel) = selector.as_mut() {
         let owner_labels = labels_of(owner);
         let keys = [
@@ -224,7 +207,7 @@ fn parse_term(owner: &Pod, term: &PodAffinityTerm) -> Result<AffinityTerm, Strin
     let namespace_selector = Selector::from_label_selector(
         term.namespace_selector
             .as_ref()
-            .map(to_api_selector)
+            .map(crate::framework::types::api_label_selector)
             .as_ref(),
     )
     .map_err(|e| e.to_string())?;

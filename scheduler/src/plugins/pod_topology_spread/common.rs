@@ -10,9 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use apimachinery::labels::{
-    LabelSelector, LabelSelectorError, LabelSelectorRequirement, Labels, Selector,
-};
+use apimachinery::labels::{LabelSelectorError, Labels, Selector};
 use k8s_openapi::api::core::v1::{Node, Pod, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as ApiLabelSelector;
 
@@ -142,20 +140,7 @@ pub(super) fn pod_labels_match_spread_constraints(
 pub(super) fn selector_of(
     selector: Option<&ApiLabelSelector>,
 ) -> Result<Selector, LabelSelectorError> {
-    let converted = selector.map(|s| LabelSelector {
-        match_labels: s.match_labels.clone(),
-        match_expressions: s.match_expressions.as_ref().map(|exprs| {
-            exprs
-                .iter()
-                .map(|e| LabelSelectorRequirement {
-                    key: e.key.clone(),
-                    operator: e.operator.clone(),
-                    values: e.values.clone(),
-                })
-                .collect()
-        }),
-    });
-    Selector::from_label_selector(converted.as_ref())
+    crate::framework::types::label_selector(selector)
 }
 
 /// The constraints with `whenUnsatisfiable == action`, parsed (upstream's
