@@ -32,7 +32,8 @@ pub enum Command {
     /// Bring up a single-node cluster: every component built so far, in the foreground
     /// until SIGINT or SIGTERM.
     Up(UpOptions),
-    /// Run the control plane only (today: kube-apiserver), with the same flags as `up`.
+    /// Run the control plane only (kube-apiserver, kube-scheduler and the controllers),
+    /// with the same flags as `up`.
     Server(UpOptions),
 }
 
@@ -154,6 +155,7 @@ pub async fn up(
         }
     }
     let controllers = start_controllers(options, pki, &url).await?;
+    let scheduler = start_scheduler(pki, &url).await?;
     println!(
         "{what} is up: kube-apiserver on {url} (listening on {})",
         server.local_addr()
@@ -180,8 +182,50 @@ pub async fn up(
 
     server.serve(shutdown).await?;
     controllers.abort();
+    scheduler.abort();
     println!("{what} stopped");
     Ok(())
+}
+
+/// A component's client from its kubeconfig (its own client certificate).
+async fn component_client_config(
+    pki: &certs::Pki,
+    url: &str,
+    kubeconfig_name: &str,
+    component: &'static str,
+) -> Result<kube::Config, UpError> {
+    let component_error = |reason: String| UpError::ComponentConfig { component, reason };
+    let text = pki
+        .client_kubeconfig(kubeconfig_name, url)
+        .ok_or_else(|| component_error("no client certificate".into()))?;
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&text).map_err(|e| component_error(e.to_string()))?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| component_error(e.to_string()))
+}
+
+/// Starts kube-scheduler with its own kubeconfig, the default profile and leader
+/// election (as kubeadm runs it), without its secure port: one process serves here.
+async fn start_scheduler(
+    pki: &certs::Pki,
+    url: &str,
+) -> Result<tokio::task::JoinHandle<()>, UpError> {
+    let config = component_client_config(pki, url, "scheduler", "kube-scheduler").await?;
+    let client = kube::Client::try_from(config).map_err(|e| UpError::ComponentConfig {
+        component: "kube-scheduler",
+        reason: e.to_string(),
+    })?;
+    let mut scheduler_config = scheduler::config::KubeSchedulerConfiguration::default();
+    scheduler_config.set_defaults(&scheduler::registered);
+    Ok(tokio::spawn(async move {
+        // the scheduler stops with the process; an error is its to report
+        if let Err(e) =
+            scheduler::run_with_client(client, scheduler_config, None, std::future::pending()).await
+        {
+            tracing::error!(error = %e, "kube-scheduler stopped");
+        }
+    }))
 }
 
 /// Starts the controllers built so far with the controller manager's kubeconfig.
@@ -190,18 +234,8 @@ async fn start_controllers(
     pki: &certs::Pki,
     url: &str,
 ) -> Result<tokio::task::JoinHandle<()>, UpError> {
-    let component_error = |reason: String| UpError::ComponentConfig {
-        component: "kube-controller-manager",
-        reason,
-    };
-    let text = pki
-        .client_kubeconfig("controller-manager", url)
-        .ok_or_else(|| component_error("no client certificate".into()))?;
-    let kubeconfig =
-        kube::config::Kubeconfig::from_yaml(&text).map_err(|e| component_error(e.to_string()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .map_err(|e| component_error(e.to_string()))?;
+    let config =
+        component_client_config(pki, url, "controller-manager", "kube-controller-manager").await?;
     let controller_options = controllers::Options {
         config,
         token_dir: options.data_dir.join("controller-tokens"),
