@@ -11,18 +11,21 @@ use apimachinery::labels::Selector;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
 use crate::framework::events::{node_update_actions, pod_update_actions};
+use crate::framework::nominator::Nominator;
 use crate::framework::registry::{Handle, WorkloadSelector};
 use crate::framework::runtime::Framework;
 use crate::framework::{ActionType, ClusterEvent, EventObject, EventResource, PodInfo};
 use crate::schedule_one::Shared;
 
-/// How many informers report their first full list (pods, nodes, namespaces, and the
-/// four workload kinds whose selectors PodTopologySpread's defaults use).
-pub const INFORMERS: usize = 7;
+/// How many informers report their first full list (pods, nodes, namespaces,
+/// PodDisruptionBudgets, and the four workload kinds whose selectors
+/// PodTopologySpread's defaults use).
+pub const INFORMERS: usize = 8;
 
 /// Keeps the local copies each watch needs to tell adds from updates and to find
 /// objects that vanished across a relist.
@@ -50,8 +53,16 @@ pub async fn run(
     synced: Arc<AtomicUsize>,
 ) {
     let selectors = handle.workload_selectors.clone();
+    let pdbs = handle.pdbs.clone();
     futures::join!(
-        watch_pods(client.clone(), shared.clone(), profiles, synced.clone()),
+        watch_pods(
+            client.clone(),
+            shared.clone(),
+            profiles,
+            handle.nominator.clone(),
+            synced.clone()
+        ),
+        watch_pdbs(client.clone(), pdbs, synced.clone()),
         watch_nodes(client.clone(), shared.clone(), synced.clone()),
         watch_namespaces(client.clone(), shared, handle, synced.clone()),
         watch_workloads::<Service>(
@@ -96,6 +107,35 @@ pub async fn run(
                 .and_then(|s| crate::framework::types::label_selector(Some(&s.selector)).ok())
         }),
     );
+}
+
+/// Keeps the PodDisruptionBudgets for preemption.
+async fn watch_pdbs(
+    client: kube::Client,
+    pdbs: Arc<std::sync::RwLock<Vec<Arc<PodDisruptionBudget>>>>,
+    synced: Arc<AtomicUsize>,
+) {
+    let uid_of = |p: &PodDisruptionBudget| p.metadata.uid.clone().unwrap_or_default();
+    let deleting = pdbs.clone();
+    drive(
+        kube::Api::<PodDisruptionBudget>::all(client),
+        watcher::Config::default(),
+        synced,
+        |_old: Option<Arc<PodDisruptionBudget>>, pdb: Arc<PodDisruptionBudget>| {
+            let mut list = pdbs.write().unwrap_or_else(|e| e.into_inner());
+            let uid = uid_of(&pdb);
+            list.retain(|p| uid_of(p) != uid);
+            list.push(pdb);
+        },
+        |pdb: Arc<PodDisruptionBudget>| {
+            let uid = uid_of(&pdb);
+            deleting
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|p| uid_of(p) != uid);
+        },
+    )
+    .await;
 }
 
 type WorkloadSelectors = Arc<std::sync::RwLock<HashMap<String, Vec<WorkloadSelector>>>>;
@@ -231,8 +271,10 @@ async fn watch_pods(
     client: kube::Client,
     shared: Arc<Shared>,
     profiles: Arc<HashMap<String, Arc<Framework>>>,
+    nominator: Arc<Nominator>,
     synced: Arc<AtomicUsize>,
 ) {
+    let deleting = nominator.clone();
     let responsible = |pod: &Pod| crate::schedule_one::profile_of(&profiles, pod).is_some();
     let config = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
     let apply_shared = shared.clone();
@@ -246,6 +288,7 @@ async fn watch_pods(
             if node_name(&pod).is_some() {
                 let was_bound = old.as_deref().is_some_and(|o| node_name(o).is_some());
                 shared.queue.delete(&uid);
+                nominator.delete(&uid);
                 shared
                     .cache
                     .lock()
@@ -281,6 +324,7 @@ async fn watch_pods(
             }
             if pod.metadata.deletion_timestamp.is_some() {
                 shared.queue.delete(&uid);
+                nominator.delete(&uid);
                 return;
             }
             let assumed = shared
@@ -292,6 +336,8 @@ async fn watch_pods(
                 return;
             }
             let info = Arc::new(PodInfo::from_arc(pod));
+            // a pending pod's status.nominatedNodeName (set after preemption)
+            nominator.add(info.clone(), None);
             if old.is_some() {
                 shared.queue.update(info);
             } else {
@@ -301,6 +347,7 @@ async fn watch_pods(
         |pod: Arc<Pod>| {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             shared.queue.delete(&uid);
+            deleting.delete(&uid);
             let bound = node_name(&pod).is_some();
             shared
                 .cache

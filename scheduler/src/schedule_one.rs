@@ -46,7 +46,8 @@ pub struct Diagnosis {
 
 /// Upstream's `FitError.Error()`: `0/3 nodes are available: 1 Insufficient cpu, 2
 /// node(s) had untolerated taint {...}.` with reasons counted per node, sorted, and
-/// the PreFilter and PostFilter messages.
+/// the PreFilter and PostFilter messages (`... preemption: 0/3 nodes are available: 3
+/// Preemption is not helpful for scheduling.`).
 pub fn fit_error_message(num_all_nodes: usize, d: &Diagnosis) -> String {
     let mut message = format!("0/{num_all_nodes} nodes are available:");
     if !d.pre_filter_msg.is_empty() {
@@ -74,7 +75,8 @@ pub fn fit_error_message(num_all_nodes: usize, d: &Diagnosis) -> String {
         }
     }
     if !d.post_filter_msg.is_empty() {
-        message.push_str(&format!(" {}.", d.post_filter_msg));
+        // PostFilter's message is itself a sentence (upstream: `" %v"`)
+        message.push_str(&format!(" {}", d.post_filter_msg));
     }
     message
 }
@@ -209,6 +211,10 @@ impl Scheduler {
                         diagnosis.post_filter_msg = s.message();
                     }
                     nominated = r.and_then(|r| r.nominated_node_name);
+                    if let Some(node) = &nominated {
+                        // room is kept for it at once, before the status update lands
+                        fw.nominator().add(pod.clone(), Some(node));
+                    }
                 }
                 let message = fit_error_message(num_all_nodes, &diagnosis);
                 let mut qpi = qpi;
@@ -380,7 +386,10 @@ impl Scheduler {
             .filter(|n| !n.is_empty())
         {
             if let Some(node) = snapshot.get(nominated) {
-                if fw.run_filter(state, pod, node).is_success() {
+                if fw
+                    .run_filter_with_nominated_pods(state, pod, node)
+                    .is_success()
+                {
                     return Ok((vec![node.clone()], diagnosis));
                 }
             }
@@ -436,7 +445,7 @@ impl Scheduler {
                     return None;
                 }
                 let node = &nodes[(start + i) % n];
-                let s = fw.run_filter(state, pod, node);
+                let s = fw.run_filter_with_nominated_pods(state, pod, node);
                 if s.is_success() {
                     found.fetch_add(1, Ordering::Relaxed);
                 }
@@ -528,6 +537,7 @@ async fn bind_cycle(
     };
     if s.is_success() {
         shared.cache().finish_binding(&uid);
+        fw.nominator().delete(&uid);
         shared.queue.done(&uid);
         shared
             .metrics
@@ -706,7 +716,7 @@ mod tests {
             "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }."
         );
         d.post_filter_msg =
-            "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling"
+            "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
                 .into();
         assert!(fit_error_message(3, &d).ends_with(
             "}. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."

@@ -8,6 +8,7 @@
 
 pub mod cycle_state;
 pub mod events;
+pub mod nominator;
 pub mod registry;
 pub mod runtime;
 pub mod types;
@@ -326,9 +327,11 @@ pub trait FilterPlugin: Send + Sync {
 
 /// Runs when no node passed filtering (preemption).
 pub trait PostFilterPlugin: Send + Sync {
-    /// Tries to make room; Success with a nominated node when it did.
+    /// Tries to make room; Success with a nominated node when it did. `fw` is the
+    /// profile running it, for what-if filtering (upstream's framework handle).
     fn post_filter(
         &self,
+        fw: &runtime::Framework,
         state: &CycleState,
         pod: &PodInfo,
         statuses: &NodeToStatus,

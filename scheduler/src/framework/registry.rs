@@ -20,6 +20,10 @@ pub struct Handle {
     /// and StatefulSets (PodTopologySpread's system default constraints select the
     /// pods of the same workloads, upstream's `helper.DefaultSelector`).
     pub workload_selectors: Arc<RwLock<HashMap<String, Vec<WorkloadSelector>>>>,
+    /// PodDisruptionBudgets (preemption prefers victims whose budgets allow it).
+    pub pdbs: Arc<RwLock<Vec<Arc<k8s_openapi::api::policy::v1::PodDisruptionBudget>>>>,
+    /// Pods nominated to nodes by preemption.
+    pub nominator: Arc<super::nominator::Nominator>,
 }
 
 /// One workload's pod selector.

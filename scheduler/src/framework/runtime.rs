@@ -36,6 +36,8 @@ pub struct Framework {
     post_bind: Vec<Arc<dyn Plugin>>,
     /// Each plugin's registered events.
     events: Vec<(&'static str, ClusterEventWithHint)>,
+    /// Pods nominated to nodes, which filtering keeps room for.
+    nominator: Arc<super::nominator::Nominator>,
 }
 
 /// A profile that cannot be built.
@@ -109,6 +111,7 @@ impl Framework {
             bind: Vec::new(),
             post_bind: Vec::new(),
             events: Vec::new(),
+            nominator: handle.nominator.clone(),
         };
         // (point, its explicit set, whether the plugin implements it)
         type Implements = fn(&dyn Plugin) -> bool;
@@ -349,6 +352,94 @@ impl Framework {
         Status::success()
     }
 
+    /// Runs the PreFilter extensions' `add_pod` (preemption's what-ifs).
+    pub fn run_pre_filter_add_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        added: &Arc<PodInfo>,
+        node: &NodeInfo,
+    ) -> Status {
+        for p in &self.pre_filter {
+            if state.skip_filter_plugins.contains(p.name()) {
+                continue;
+            }
+            let Some(pf) = p.as_pre_filter() else {
+                continue;
+            };
+            let s = pf.add_pod(state, pod, added, node);
+            if !s.is_success() {
+                return s.with_plugin(p.name());
+            }
+        }
+        Status::success()
+    }
+
+    /// Runs the PreFilter extensions' `remove_pod`.
+    pub fn run_pre_filter_remove_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        removed: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
+        for p in &self.pre_filter {
+            if state.skip_filter_plugins.contains(p.name()) {
+                continue;
+            }
+            let Some(pf) = p.as_pre_filter() else {
+                continue;
+            };
+            let s = pf.remove_pod(state, pod, removed, node);
+            if !s.is_success() {
+                return s.with_plugin(p.name());
+            }
+        }
+        Status::success()
+    }
+
+    /// The nominated pods filtering keeps room for.
+    pub fn nominator(&self) -> &Arc<super::nominator::Nominator> {
+        &self.nominator
+    }
+
+    /// Filter with room kept for pods nominated to the node with at least the pod's
+    /// priority (upstream's `RunFilterPluginsWithNominatedPods`): the pod must fit both
+    /// with them (as if they ran there) and without them (they may not land after all).
+    pub fn run_filter_with_nominated_pods(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
+        if self.nominator.is_empty() {
+            return self.run_filter(state, pod, node);
+        }
+        let nominated: Vec<Arc<PodInfo>> = self
+            .nominator
+            .pods_on(node.name())
+            .into_iter()
+            .filter(|p| p.uid() != pod.uid() && p.priority() >= pod.priority())
+            .collect();
+        if nominated.is_empty() {
+            return self.run_filter(state, pod, node);
+        }
+        let mut with_state = state.clone();
+        let mut with_node = node.clone();
+        for p in &nominated {
+            with_node.add_pod(p.clone());
+            let s = self.run_pre_filter_add_pod(&mut with_state, pod, p, &with_node);
+            if !s.is_success() {
+                return s;
+            }
+        }
+        let s = self.run_filter(&with_state, pod, &with_node);
+        if !s.is_success() {
+            return s;
+        }
+        self.run_filter(state, pod, node)
+    }
+
     /// Whether any PostFilter plugin is configured.
     pub fn has_post_filter(&self) -> bool {
         !self.post_filter.is_empty()
@@ -367,7 +458,7 @@ impl Framework {
             let Some(pf) = p.as_post_filter() else {
                 continue;
             };
-            let (r, s) = pf.post_filter(state, pod, statuses);
+            let (r, s) = pf.post_filter(self, state, pod, statuses);
             if s.is_success() {
                 return (r, s.with_plugin(p.name()));
             }
