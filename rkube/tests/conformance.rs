@@ -31,6 +31,25 @@ fn kubectls() -> Vec<String> {
 #[test]
 fn conformance_scenarios_pass_against_rkube_up() {
     let up = RkubeUp::start();
+    // a schedulable Node object (no kubelet): scheduling scenarios need a node for the
+    // scheduler to weigh, as any real cluster has
+    let node = up.dir.path().join("node.json");
+    std::fs::write(
+        &node,
+        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "conformance-node"},
+            "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}"#,
+    )
+    .unwrap();
+    common::stdout_of(&up.kubeconfig, &["create", "-f", node.to_str().unwrap()]);
+    common::stdout_of(
+        &up.kubeconfig,
+        &[
+            "taint",
+            "nodes",
+            "conformance-node",
+            "node.kubernetes.io/not-ready:NoSchedule-",
+        ],
+    );
     let mut failures = Vec::new();
     for kubectl in kubectls() {
         let cluster = conformance::Cluster::new(&up.kubeconfig).with_kubectl(&kubectl);

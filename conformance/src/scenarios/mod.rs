@@ -8,6 +8,7 @@ mod custom_resource_definition;
 mod discovery;
 mod field_validation;
 mod namespaces;
+mod scheduling;
 mod secrets;
 mod server_version;
 mod services;
@@ -25,6 +26,10 @@ pub struct Scenario {
 
 /// Every scenario, in the order they run.
 pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        codename: "[sig-scheduling] SchedulerPredicates [Serial] validates that NodeSelector is respected if not matching [Conformance]",
+        run: scheduling::node_selector_not_matching,
+    },
     Scenario {
         codename: "[sig-api-machinery] server version should find the server version [Conformance]",
         run: server_version::find_the_server_version,
