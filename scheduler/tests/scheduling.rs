@@ -245,7 +245,8 @@ async fn pods_go_where_resources_fit_with_upstreams_events_and_conditions() {
 
     // nothing has 8 CPUs left: upstream's message, event and condition
     create_pod(&c.admin, "needs-eight", "8", json!({})).await;
-    let message = "0/2 nodes are available: 2 Insufficient cpu.";
+    // preemption finds no lower-priority pod to evict
+    let message = "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.";
     let e = wait_event(&c.admin, "needs-eight", "FailedScheduling", Some(message)).await;
     assert_eq!(e.type_.as_deref(), Some("Warning"));
     let pod = wait_pod(&c.admin, "needs-eight", "Unschedulable condition", |p| {
@@ -283,7 +284,7 @@ async fn taints_repel_pods_that_do_not_tolerate_them() {
         &c.admin,
         "intolerant",
         "FailedScheduling",
-        Some("0/1 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }."),
+        Some("0/1 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."),
     )
     .await;
     create_pod(
@@ -350,7 +351,7 @@ async fn node_affinity_and_selectors_pick_the_labelled_nodes() {
         &c.admin,
         "wants-c",
         "FailedScheduling",
-        Some("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."),
+        Some("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."),
     )
     .await;
 }
@@ -513,4 +514,86 @@ async fn a_standby_scheduler_takes_over_when_the_leader_dies() {
         assert_eq!(scheduled_events(&c.admin, &name).await, 1, "{name}");
     }
     assert!(!second.is_finished());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_higher_priority_pod_preempts_a_lower_priority_one() {
+    let c = cluster().await;
+    create_node(&c.admin, "only", "4", json!({})).await;
+    for (name, value) in [("low", 100), ("high", 1000)] {
+        let pc: k8s_openapi::api::scheduling::v1::PriorityClass =
+            serde_json::from_value(json!({"metadata": {"name": name}, "value": value})).unwrap();
+        Api::<k8s_openapi::api::scheduling::v1::PriorityClass>::all(c.admin.clone())
+            .create(&PostParams::default(), &pc)
+            .await
+            .unwrap();
+    }
+    let _s = start_scheduler(c.scheduler.clone(), no_leader_election());
+    for name in ["low-a", "low-b"] {
+        create_pod(
+            &c.admin,
+            name,
+            "2",
+            json!({"spec": {"priorityClassName": "low"}}),
+        )
+        .await;
+        wait_bound(&c.admin, name).await;
+    }
+    create_pod(
+        &c.admin,
+        "important",
+        "2",
+        json!({"spec": {"priorityClassName": "high"}}),
+    )
+    .await;
+    // the preemptor is nominated to the node while a victim terminates
+    let pod = wait_pod(&c.admin, "important", "nominatedNodeName", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            == Some("only")
+    })
+    .await;
+    assert!(node_of(&pod).is_none());
+    let pods = Api::<Pod>::namespaced(c.admin.clone(), "default");
+    let start = Instant::now();
+    let victim = loop {
+        let mut terminating = Vec::new();
+        for name in ["low-a", "low-b"] {
+            let p = pods.get(name).await.unwrap();
+            if p.metadata.deletion_timestamp.is_some() {
+                terminating.push(p);
+            }
+        }
+        if let Some(p) = terminating.pop() {
+            assert!(terminating.is_empty(), "one victim is enough");
+            break p;
+        }
+        assert!(start.elapsed() < DEADLINE, "no victim is being deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let name = victim.metadata.name.clone().unwrap();
+    // upstream's DisruptionTarget condition and Preempted event on the victim
+    let target = victim
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "DisruptionTarget"))
+        .cloned()
+        .expect("DisruptionTarget condition");
+    assert_eq!(target.status, "True");
+    assert_eq!(target.reason.as_deref(), Some("PreemptionByScheduler"));
+    let uid = pod.metadata.uid.clone().unwrap();
+    wait_event(
+        &c.admin,
+        &name,
+        "Preempted",
+        Some(&format!("Preempted by pod {uid} on node only")),
+    )
+    .await;
+    // no kubelet: finish the graceful deletion as one would
+    pods.delete(&name, &kube::api::DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert_eq!(wait_bound(&c.admin, "important").await, "only");
 }

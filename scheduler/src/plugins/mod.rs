@@ -2,6 +2,7 @@
 //! tests beside it, and the registry that maps their names to constructors.
 
 pub mod default_binder;
+pub mod default_preemption;
 pub mod image_locality;
 pub mod inter_pod_affinity;
 pub mod node_affinity;
@@ -20,7 +21,7 @@ use crate::framework::registry::PluginFactory;
 
 /// Upstream's `NewInTreeRegistry`: every plugin built so far.
 pub fn registry() -> BTreeMap<&'static str, PluginFactory> {
-    let entries: [(&'static str, PluginFactory); 14] = [
+    let entries: [(&'static str, PluginFactory); 15] = [
         (scheduling_gates::NAME, scheduling_gates::new),
         (priority_sort::NAME, priority_sort::new),
         (node_unschedulable::NAME, node_unschedulable::new),
@@ -37,6 +38,7 @@ pub fn registry() -> BTreeMap<&'static str, PluginFactory> {
         (inter_pod_affinity::NAME, inter_pod_affinity::new),
         (pod_topology_spread::NAME, pod_topology_spread::new),
         (default_binder::NAME, default_binder::new),
+        (default_preemption::NAME, default_preemption::new),
         // keeps the array length honest when a plugin is added
         ("", |_, _| Err("no such plugin".to_owned())),
     ];
