@@ -2,7 +2,7 @@
 //! keyed by a name each plugin owns (upstream's `CycleState`), typed through `Any`.
 
 use std::any::Any;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Snapshot;
@@ -36,9 +36,28 @@ pub struct CycleState {
     /// The cluster as this cycle sees it (every node, with its pods).
     pub snapshot: Arc<Snapshot>,
     /// Filter plugins whose PreFilter returned Skip for this pod.
-    pub skip_filter_plugins: HashSet<&'static str>,
+    pub skip_filter_plugins: Skipped,
     /// Score plugins whose PreScore returned Skip for this pod.
-    pub skip_score_plugins: HashSet<&'static str>,
+    pub skip_score_plugins: Skipped,
+}
+
+/// A handful of plugin names, looked up once per plugin per node: a short list
+/// compares faster than hashing the name each time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Skipped(Vec<&'static str>);
+
+impl Skipped {
+    /// Adds a plugin.
+    pub fn insert(&mut self, plugin: &'static str) {
+        if !self.contains(plugin) {
+            self.0.push(plugin);
+        }
+    }
+
+    /// Whether the plugin was added.
+    pub fn contains(&self, plugin: &str) -> bool {
+        self.0.iter().any(|p| *p == plugin)
+    }
 }
 
 impl Clone for CycleState {

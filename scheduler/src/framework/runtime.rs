@@ -499,30 +499,29 @@ impl Framework {
     }
 
     /// Runs Score plugins over `nodes` in parallel, normalizes and weights; returns each
-    /// node's total.
+    /// node's total. One score list (with the node names) is reused by every plugin.
     pub fn run_score(
         &self,
         state: &CycleState,
         pod: &PodInfo,
         nodes: &[Arc<NodeInfo>],
     ) -> Result<Vec<NodeScore>, Status> {
-        let plugins: Vec<&(Arc<dyn Plugin>, i64)> = self
-            .score
-            .iter()
-            .filter(|(p, _)| !state.skip_score_plugins.contains(p.name()))
-            .collect();
-        let mut totals: Vec<NodeScore> = nodes
+        let mut scores: Vec<NodeScore> = nodes
             .iter()
             .map(|n| NodeScore {
                 name: n.name().to_owned(),
                 score: 0,
             })
             .collect();
-        for (p, weight) in plugins {
+        let mut totals = vec![0i64; nodes.len()];
+        for (p, weight) in &self.score {
+            if state.skip_score_plugins.contains(p.name()) {
+                continue;
+            }
             let Some(scorer) = p.as_score() else { continue };
             let raw: Vec<Result<i64, Status>> = nodes
                 .par_iter()
-                .with_min_len(32)
+                .with_min_len(128)
                 .map(|n| {
                     let (score, s) = scorer.score(state, pod, n);
                     if s.is_success() {
@@ -532,12 +531,8 @@ impl Framework {
                     }
                 })
                 .collect();
-            let mut scores = Vec::with_capacity(nodes.len());
-            for (n, r) in nodes.iter().zip(raw) {
-                scores.push(NodeScore {
-                    name: n.name().to_owned(),
-                    score: r?,
-                });
+            for (slot, r) in scores.iter_mut().zip(raw) {
+                slot.score = r?;
             }
             let s = scorer.normalize_score(state, pod, &mut scores);
             if !s.is_success() {
@@ -554,10 +549,13 @@ impl Framework {
                     ))
                     .with_plugin(p.name()));
                 }
-                total.score += s.score * weight;
+                *total += s.score * weight;
             }
         }
-        Ok(totals)
+        for (slot, total) in scores.iter_mut().zip(totals) {
+            slot.score = total;
+        }
+        Ok(scores)
     }
 
     /// Runs Reserve plugins; on a failure, Unreserve runs on all of them in reverse.
