@@ -117,7 +117,11 @@ impl LeaderElector {
         let spec = LeaseSpec {
             holder_identity: Some(me),
             lease_duration_seconds: Some(duration_seconds),
-            acquire_time: if leading { old.acquire_time.clone() } else { Some(now()) },
+            acquire_time: if leading {
+                old.acquire_time.clone()
+            } else {
+                Some(now())
+            },
             renew_time: Some(now()),
             lease_transitions: Some(if leading {
                 old.lease_transitions.unwrap_or(0)

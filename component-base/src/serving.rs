@@ -89,9 +89,10 @@ impl SecurePort {
                 else {
                     return;
                 };
-                let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                    router.clone().oneshot(request)
-                });
+                let service =
+                    hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                        router.clone().oneshot(request)
+                    });
                 let _ = builder.serve_connection(TokioIo::new(tls), service).await;
             });
         }

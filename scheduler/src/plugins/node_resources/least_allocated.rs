@@ -2,28 +2,13 @@
 //! `least_allocated.go`): the more of each resource stays free with the pod placed, the
 //! higher the node scores, so pods spread across nodes.
 
-use super::resource_allocation::{ResourceSpec, ScoreFn};
+use super::resource_allocation::{ResourceSpec, ScoreFn, weighted_average_scorer};
 use crate::framework::MAX_NODE_SCORE;
 
 /// The strategy over `resources`: per resource the free share on a 0..=100 scale,
 /// averaged by weight with integer division as upstream.
 pub fn scorer(resources: &[ResourceSpec]) -> ScoreFn {
-    let weights: Vec<i64> = resources.iter().map(|r| r.weight).collect();
-    Box::new(move |requested, allocatable| {
-        let (mut node_score, mut weight_sum) = (0i64, 0i64);
-        for (i, weight) in weights.iter().enumerate() {
-            if allocatable[i] == 0 {
-                continue;
-            }
-            node_score += least_requested_score(requested[i], allocatable[i]) * weight;
-            weight_sum += weight;
-        }
-        if weight_sum == 0 {
-            0
-        } else {
-            node_score / weight_sum
-        }
-    })
+    weighted_average_scorer(resources, least_requested_score)
 }
 
 /// The unused share of `capacity` on a 0..=100 scale; 0 when over-committed.

@@ -2,28 +2,13 @@
 //! `most_allocated.go`): the more of each resource is in use with the pod placed, the
 //! higher the node scores, so pods pack onto few nodes.
 
-use super::resource_allocation::{ResourceSpec, ScoreFn};
+use super::resource_allocation::{ResourceSpec, ScoreFn, weighted_average_scorer};
 use crate::framework::MAX_NODE_SCORE;
 
 /// The strategy over `resources`: per resource the used share on a 0..=100 scale,
 /// averaged by weight with integer division as upstream.
 pub fn scorer(resources: &[ResourceSpec]) -> ScoreFn {
-    let weights: Vec<i64> = resources.iter().map(|r| r.weight).collect();
-    Box::new(move |requested, allocatable| {
-        let (mut node_score, mut weight_sum) = (0i64, 0i64);
-        for (i, weight) in weights.iter().enumerate() {
-            if allocatable[i] == 0 {
-                continue;
-            }
-            node_score += most_requested_score(requested[i], allocatable[i]) * weight;
-            weight_sum += weight;
-        }
-        if weight_sum == 0 {
-            0
-        } else {
-            node_score / weight_sum
-        }
-    })
+    weighted_average_scorer(resources, most_requested_score)
 }
 
 /// The used share of `capacity` on a 0..=100 scale. Requests beyond capacity (pods

@@ -70,6 +70,31 @@ pub fn validate_resources(resources: &[ResourceSpec], path: &FieldPath) -> Vec<F
 /// resources; allocatable 0 marks a resource left out) to a score.
 pub type ScoreFn = Box<dyn Fn(&[i64], &[i64]) -> i64 + Send + Sync>;
 
+/// A strategy that scores each resource alone and averages by weight, with integer
+/// division as upstream (LeastAllocated, MostAllocated); resources the node has none of
+/// are left out.
+pub fn weighted_average_scorer(
+    resources: &[ResourceSpec],
+    per_resource: fn(i64, i64) -> i64,
+) -> ScoreFn {
+    let weights: Vec<i64> = resources.iter().map(|r| r.weight).collect();
+    Box::new(move |requested, allocatable| {
+        let (mut node_score, mut weight_sum) = (0i64, 0i64);
+        for (i, weight) in weights.iter().enumerate() {
+            if allocatable[i] == 0 {
+                continue;
+            }
+            node_score += per_resource(requested[i], allocatable[i]) * weight;
+            weight_sum += weight;
+        }
+        if weight_sum == 0 {
+            0
+        } else {
+            node_score / weight_sum
+        }
+    })
+}
+
 /// Scores a node by how its resources would be allocated with the pod on it.
 pub struct ResourceAllocationScorer {
     /// The strategy's name, for logs.

@@ -7,8 +7,10 @@
 //! there keeps `count + self-match - global minimum <= maxSkew` for every constraint.
 //! Preemption's what-ifs adjust the counts through `add_pod`/`remove_pod`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
@@ -101,10 +103,10 @@ impl PreFilterState {
 impl PodTopologySpread {
     /// Counts the matching pods per domain over `all_nodes` for the pod's hard
     /// constraints (upstream's `calPreFilterState`).
-    pub(super) fn cal_pre_filter_state(
+    pub(super) fn cal_pre_filter_state<'a>(
         &self,
-        pod: &PodInfo,
-        all_nodes: &[Arc<NodeInfo>],
+        pod: &'a PodInfo,
+        all_nodes: &'a [Arc<NodeInfo>],
     ) -> Result<PreFilterState, String> {
         let constraints = self
             .get_constraints(pod, super::common::DO_NOT_SCHEDULE)
@@ -112,25 +114,44 @@ impl PodTopologySpread {
         if constraints.is_empty() {
             return Ok(PreFilterState::default());
         }
-        let mut counts = vec![BTreeMap::<String, i64>::new(); constraints.len()];
         let required = RequiredNodeAffinity::of(&pod.pod);
-        for node_info in all_nodes {
+        // every node is looked at for every pod: counted in parallel, keyed by the
+        // nodes' own label values (no copies), merged, then owned once per domain
+        let namespace = pod.namespace();
+        let per_node = |mut acc: Vec<HashMap<&'a str, i64>>, node_info: &'a Arc<NodeInfo>| {
             let node = node_info.node();
             let labels = node_labels(node);
             // a node without every topology key is no domain of any constraint
             if !node_labels_match_spread_constraints(labels, &constraints) {
-                continue;
+                return acc;
             }
             for (i, c) in constraints.iter().enumerate() {
                 if !c.includes_node(&pod.pod, node, &required) {
                     continue;
                 }
-                let value = &labels[&c.topology_key];
-                let count =
-                    count_pods_match_selector(&node_info.pods, &c.selector, pod.namespace());
-                *counts[i].entry(value.clone()).or_default() += count;
+                let value = labels[&c.topology_key].as_str();
+                let count = count_pods_match_selector(&node_info.pods, &c.selector, namespace);
+                *acc[i].entry(value).or_default() += count;
             }
-        }
+            acc
+        };
+        let empty = || vec![HashMap::<&str, i64>::new(); constraints.len()];
+        let merged = all_nodes
+            .par_iter()
+            .with_min_len(256)
+            .fold(empty, per_node)
+            .reduce(empty, |mut a, b| {
+                for (into, from) in a.iter_mut().zip(b) {
+                    for (value, n) in from {
+                        *into.entry(value).or_default() += n;
+                    }
+                }
+                a
+            });
+        let counts: Vec<BTreeMap<String, i64>> = merged
+            .into_iter()
+            .map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            .collect();
         let critical_paths = counts
             .iter()
             .map(|domains| {
