@@ -170,13 +170,20 @@ impl LeaderElector {
         let mut last_renewed = Instant::now();
         loop {
             tokio::time::sleep(self.config.retry_period).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewed = Instant::now(),
-                Ok(false) => {
+            // a renewal hanging past the deadline must not let this replica lead on
+            // while another takes the lease (client-go bounds it the same way)
+            let left = self
+                .config
+                .renew_deadline
+                .saturating_sub(last_renewed.elapsed());
+            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_renewed = Instant::now(),
+                Ok(Ok(false)) => {
                     tracing::warn!("lease taken by another candidate");
                     return Lost;
                 }
-                Err(e) => tracing::warn!(error = %e, "failed to renew lease"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "failed to renew lease"),
+                Err(_) => tracing::warn!("renewing the lease timed out"),
             }
             if last_renewed.elapsed() >= self.config.renew_deadline {
                 tracing::warn!("failed to renew lease within the renew deadline");
@@ -242,11 +249,11 @@ impl LeaderElector {
     }
 }
 
-/// client-go's `wait.Jitter(retryPeriod, 1.2)`: up to 20% later, so candidates spread.
+/// client-go's `wait.Jitter(retryPeriod, 1.2)`: up to 120% later, so candidates spread.
 fn jittered(period: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    period + period.mul_f64(f64::from(nanos % 1000) / 1000.0 * 0.2)
+    period + period.mul_f64(f64::from(nanos % 1000) / 1000.0 * 1.2)
 }

@@ -219,11 +219,26 @@ async fn start_scheduler(
     let mut scheduler_config = scheduler::config::KubeSchedulerConfiguration::default();
     scheduler_config.set_defaults(&scheduler::registered);
     Ok(tokio::spawn(async move {
-        // the scheduler stops with the process; an error is its to report
-        if let Err(e) =
-            scheduler::run_with_client(client, scheduler_config, None, std::future::pending()).await
-        {
-            tracing::error!(error = %e, "kube-scheduler stopped");
+        // a standalone kube-scheduler exits when it loses its lease and is restarted by
+        // its supervisor; in this process it campaigns again instead
+        loop {
+            match scheduler::run_with_client(
+                client.clone(),
+                scheduler_config.clone(),
+                None,
+                std::future::pending(),
+            )
+            .await
+            {
+                Ok(()) => return,
+                Err(scheduler::Error::Lost(_)) => {
+                    tracing::warn!("kube-scheduler lost its lease; campaigning again")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "kube-scheduler stopped");
+                    return;
+                }
+            }
         }
     }))
 }

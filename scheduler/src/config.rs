@@ -400,6 +400,25 @@ impl KubeSchedulerConfiguration {
                 self.leader_election.resource_lock
             ));
         }
+        if self.leader_election.leader_elect {
+            let le = &self.leader_election;
+            if let (Some(lease), Some(renew), Some(retry)) = (
+                parse_duration(&le.lease_duration),
+                parse_duration(&le.renew_deadline),
+                parse_duration(&le.retry_period),
+            ) {
+                // client-go's NewLeaderElector checks
+                if lease <= renew {
+                    errs.push("leaderElection.leaseDuration: Invalid value: leaseDuration must be greater than renewDeadline".to_owned());
+                }
+                if renew <= retry.mul_f64(1.2) {
+                    errs.push("leaderElection.renewDeadline: Invalid value: renewDeadline must be greater than retryPeriod*JitterFactor".to_owned());
+                }
+                if retry.is_zero() {
+                    errs.push("leaderElection.retryPeriod: Invalid value: retryPeriod must be greater than zero".to_owned());
+                }
+            }
+        }
         for (field, value) in [
             ("leaseDuration", &self.leader_election.lease_duration),
             ("renewDeadline", &self.leader_election.renew_deadline),
@@ -450,7 +469,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         rest = &rest[unit_end..];
         total += number * unit;
     }
-    Some(Duration::from_secs_f64(total))
+    // absurd values are refused rather than overflowing
+    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]
@@ -536,6 +556,21 @@ profiles:
             "{e}"
         );
         assert!(KubeSchedulerConfiguration::parse("{not yaml", &all).is_err());
+    }
+
+    #[test]
+    fn leader_election_timings_are_checked_as_client_go_does() {
+        let text = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nleaderElection:\n  leaseDuration: 5s\n  renewDeadline: 10s\n  retryPeriod: 0s\n";
+        let e = KubeSchedulerConfiguration::parse(text, &all)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("leaseDuration must be greater than renewDeadline"),
+            "{e}"
+        );
+        assert!(e.contains("retryPeriod must be greater than zero"), "{e}");
+        // absurd durations are refused, not overflowed
+        assert_eq!(parse_duration("99999999999999999999999h"), None);
     }
 
     #[test]

@@ -36,9 +36,6 @@ pub enum Error {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    /// The client could not be built.
-    #[error("client: {0}")]
-    Client(String),
     /// The secure port could not be served.
     #[error(transparent)]
     Serving(#[from] component_base::serving::ServingError),
@@ -76,8 +73,10 @@ pub struct Status {
 }
 
 /// Runs the scheduler with `client` until `shutdown` completes (or leadership is
-/// lost): the secure port on `serve` when given, leader election when the
-/// configuration asks for it.
+/// lost): the secure port on `serve` when given; the profiles are built and the
+/// informers started at once, as upstream does, so a standby replica is ready and a bad
+/// profile fails before any election; the scheduling loop runs only while leading when
+/// the configuration asks for leader election.
 pub async fn run_with_client(
     client: kube::Client,
     config: KubeSchedulerConfiguration,
@@ -85,6 +84,7 @@ pub async fn run_with_client(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let status = Status::default();
+    let prepared = prepare(client.clone(), &config, &status)?;
     let server = match serve {
         Some(address) => {
             let port = component_base::serving::SecurePort::bind(address, "kube-scheduler").await?;
@@ -109,16 +109,8 @@ pub async fn run_with_client(
                 retry_period: parse(&le.retry_period, 2),
             },
         );
-        let scheduling = schedule(client, config.clone(), status.clone());
         match elector
-            .run(
-                async {
-                    if let Err(e) = scheduling.await {
-                        tracing::error!(error = %e, "scheduler stopped");
-                    }
-                },
-                shutdown,
-            )
+            .run(prepared.schedule(status.clone()), shutdown)
             .await
         {
             Ok(()) => Ok(()),
@@ -126,7 +118,7 @@ pub async fn run_with_client(
         }
     } else {
         tokio::select! {
-            r = schedule(client, config, status.clone()) => r,
+            () = prepared.schedule(status.clone()) => Ok(()),
             () = shutdown => Ok(()),
         }
     };
@@ -192,17 +184,28 @@ impl Drop for StopGuard {
     }
 }
 
-/// Schedules pods until dropped.
-async fn schedule(
+/// Everything but the scheduling loop: profiles, queue, cache, events and the
+/// informers feeding them (running from here on).
+struct Prepared {
+    shared: Arc<Shared>,
+    profiles: HashMap<String, Arc<Framework>>,
+    percentage_of_nodes_to_score: i32,
+    synced: Arc<AtomicUsize>,
+    guard: StopGuard,
+}
+
+/// Builds the profiles (failing on bad plugin configuration) and starts the informers
+/// and the queue's timers.
+fn prepare(
     client: kube::Client,
-    config: KubeSchedulerConfiguration,
-    status: Status,
-) -> Result<(), Error> {
+    config: &KubeSchedulerConfiguration,
+    status: &Status,
+) -> Result<Prepared, Error> {
     let handle = Handle {
         client: Some(client.clone()),
         ..Handle::default()
     };
-    let profiles = build_profiles(&config, &handle)?;
+    let profiles = build_profiles(config, &handle)?;
     let queue = Arc::new(SchedulingQueue::new(
         profiles.clone(),
         Duration::from_secs(u64::try_from(config.pod_initial_backoff_seconds).unwrap_or(1)),
@@ -232,13 +235,18 @@ async fn schedule(
         handle,
         synced.clone(),
     )));
-    let ticking = queue.clone();
+    let ticking = queue;
     let gauges = status.metrics.clone();
+    let ready = status.synced.clone();
+    let informers_synced = synced.clone();
     guard.tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut n = 0u64;
         loop {
             tick.tick().await;
+            if informers_synced.load(Ordering::SeqCst) >= informers::INFORMERS {
+                ready.store(true, Ordering::SeqCst);
+            }
             ticking.flush_backoff_completed();
             n += 1;
             if n % 30 == 0 {
@@ -258,27 +266,47 @@ async fn schedule(
             }
         }
     }));
-    // upstream's WaitForCacheSync: no cycle before every informer has listed
-    while synced.load(Ordering::SeqCst) < informers::INFORMERS {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    status.synced.store(true, Ordering::SeqCst);
-    tracing::info!("scheduler caches synced; scheduling");
-    let scheduler = Scheduler::new(
+    Ok(Prepared {
         shared,
         profiles,
-        config.percentage_of_nodes_to_score.unwrap_or(0),
-    );
-    let thread = std::thread::Builder::new()
-        .name("scheduling-cycle".to_owned())
-        .spawn(move || scheduler.run())
-        .map_err(|e| Error::Client(format!("starting the scheduling thread: {e}")))?;
-    // the scheduling thread runs until the guard closes the queue; wait here meanwhile
-    let _guard = guard;
-    loop {
-        if thread.is_finished() {
-            return Ok(());
+        percentage_of_nodes_to_score: config.percentage_of_nodes_to_score.unwrap_or(0),
+        synced,
+        guard,
+    })
+}
+
+impl Prepared {
+    /// Schedules pods until the future is dropped (which stops the scheduling thread
+    /// and the informers).
+    async fn schedule(self, status: Status) {
+        let Prepared {
+            shared,
+            profiles,
+            percentage_of_nodes_to_score,
+            synced,
+            guard,
+        } = self;
+        let _guard = guard;
+        // upstream's WaitForCacheSync: no cycle before every informer has listed
+        while synced.load(Ordering::SeqCst) < informers::INFORMERS {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        status.synced.store(true, Ordering::SeqCst);
+        tracing::info!("scheduler caches synced; scheduling");
+        let scheduler = Scheduler::new(shared, profiles, percentage_of_nodes_to_score);
+        let thread = match std::thread::Builder::new()
+            .name("scheduling-cycle".to_owned())
+            .spawn(move || scheduler.run())
+        {
+            Ok(thread) => thread,
+            Err(e) => {
+                tracing::error!(error = %e, "starting the scheduling thread");
+                return;
+            }
+        };
+        // the thread runs until the guard closes the queue; wait here meanwhile
+        while !thread.is_finished() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }

@@ -104,8 +104,19 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_from(client_config)?;
     let serve =
         (flags.secure_port != 0).then(|| SocketAddr::new(flags.bind_address, flags.secure_port));
+    // SIGINT or SIGTERM stops it cleanly, releasing the lease
     scheduler::run_with_client(client, config, serve, async {
-        let _ = tokio::signal::ctrl_c().await;
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
     })
     .await?;
     Ok(())

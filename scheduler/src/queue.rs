@@ -368,12 +368,15 @@ impl SchedulingQueue {
         if flight.as_ref().is_some_and(|f| f.deleted) || state.pods.contains_key(&uid) {
             return;
         }
+        let mut updated = false;
         if let Some(latest) = flight.and_then(|f| f.latest) {
+            // a change made while the pod was being scheduled may have fixed it
+            updated = scheduling_relevant_change(&qpi.pod_info, &latest);
             qpi.pod_info = latest;
         }
         qpi.timestamp = Instant::now();
         tracing::debug!(pod = %qpi.pod_info.key(), plugins = ?qpi.unschedulable_plugins, cycle, move_cycle = state.move_request_cycle, "requeue");
-        let place = if !unschedulable || state.move_request_cycle >= cycle {
+        let place = if !unschedulable || updated || state.move_request_cycle >= cycle {
             Place::Backoff
         } else {
             Place::Unschedulable

@@ -203,16 +203,36 @@ impl Scheduler {
                 num_all_nodes,
                 mut diagnosis,
             }) => {
-                let mut nominated = None;
+                // Some(Some(node)): nominate; Some(None): clear a stale nomination
+                let mut nominated: Option<Option<String>> = None;
                 if fw.has_post_filter() {
                     let (r, s) = fw.run_post_filter(&state, &pod, &diagnosis.node_to_status);
                     if !s.is_success() && s.code != Code::Error {
                         diagnosis.post_filter_msg = s.message();
                     }
-                    nominated = r.and_then(|r| r.nominated_node_name);
-                    if let Some(node) = &nominated {
-                        // room is kept for it at once, before the status update lands
-                        fw.nominator().add(pod.clone(), Some(node));
+                    match r
+                        .and_then(|r| r.nominated_node_name)
+                        .filter(|_| s.is_success())
+                    {
+                        Some(node) => {
+                            // room is kept for it at once, before the status update lands
+                            fw.nominator().add(pod.clone(), Some(&node));
+                            nominated = Some(Some(node));
+                        }
+                        None => {
+                            // preemption cannot help: the pod no longer holds room
+                            // anywhere (upstream clears the nomination)
+                            fw.nominator().delete(&uid);
+                            let has_status = pod
+                                .pod
+                                .status
+                                .as_ref()
+                                .and_then(|s| s.nominated_node_name.as_deref())
+                                .is_some_and(|n| !n.is_empty());
+                            if has_status {
+                                nominated = Some(None);
+                            }
+                        }
                     }
                 }
                 let message = fit_error_message(num_all_nodes, &diagnosis);
@@ -244,7 +264,8 @@ impl Scheduler {
             .get_or_insert_with(Default::default)
             .node_name = Some(host.clone());
         let assumed = Arc::new(PodInfo::from_arc(Arc::new(assumed_pod)));
-        if let Err(e) = self.shared.cache().assume_pod(assumed.clone()) {
+        let assumed_result = self.shared.cache().assume_pod(assumed.clone());
+        if let Err(e) = assumed_result {
             self.shared
                 .metrics
                 .attempt("error", &fw.profile_name, start.elapsed().as_secs_f64());
@@ -580,7 +601,7 @@ fn failure(
     cycle: u64,
     unschedulable: bool,
     message: String,
-    nominated: Option<String>,
+    nominated: Option<Option<String>>,
 ) {
     let pod = qpi.pod_info.pod.clone();
     shared.queue.requeue_failed(qpi, cycle, unschedulable);
@@ -614,7 +635,7 @@ async fn update_pod_scheduled_condition(
     pod: Arc<Pod>,
     reason: &'static str,
     message: String,
-    nominated: Option<String>,
+    nominated: Option<Option<String>>,
 ) {
     let status = pod.status.as_ref();
     let current = status
@@ -625,8 +646,10 @@ async fn update_pod_scheduled_condition(
             && c.reason.as_deref() == Some(reason)
             && c.message.as_deref() == Some(message.as_str())
     });
-    let nominated_now = status.and_then(|s| s.nominated_node_name.clone());
-    if same && (nominated.is_none() || nominated == nominated_now) {
+    let nominated_now = status
+        .and_then(|s| s.nominated_node_name.clone())
+        .filter(|n| !n.is_empty());
+    if same && nominated.as_ref().is_none_or(|n| *n == nominated_now) {
         return;
     }
     let transition = match current {
@@ -646,8 +669,10 @@ async fn update_pod_scheduled_condition(
             "lastTransitionTime": transition,
         }]
     });
-    if let Some(node) = nominated {
-        status_patch["nominatedNodeName"] = serde_json::Value::String(node);
+    match nominated {
+        Some(Some(node)) => status_patch["nominatedNodeName"] = serde_json::Value::String(node),
+        Some(None) => status_patch["nominatedNodeName"] = serde_json::Value::Null,
+        None => {}
     }
     let patch = serde_json::json!({"status": status_patch});
     let api: kube::Api<Pod> = kube::Api::namespaced(

@@ -26,7 +26,9 @@ impl Nominator {
     }
 
     /// Records `pod` as nominated to `node`, or to its `status.nominatedNodeName`
-    /// when `node` is `None`; a pod with neither is forgotten.
+    /// when `node` is `None`. With neither, a nomination made by this scheduler and not
+    /// yet in the status is kept (with the newer pod), as upstream's
+    /// `updateNominatedPodUnlocked`; [`Nominator::delete`] is what clears one.
     pub fn add(&self, pod: Arc<PodInfo>, node: Option<&str>) {
         let node = node.map(str::to_owned).or_else(|| {
             pod.pod
@@ -37,6 +39,7 @@ impl Nominator {
         });
         let uid = pod.uid().to_owned();
         let mut inner = self.write();
+        let node = node.or_else(|| inner.node_of.get(&uid).cloned());
         remove(&mut inner, &uid);
         if let Some(node) = node {
             inner.node_of.insert(uid, node.clone());
@@ -116,7 +119,10 @@ mod tests {
         n.add(pod("a", Some("n2")), None);
         assert_eq!(n.pods_on("n1").len(), 1);
         assert_eq!(n.node_of("a").as_deref(), Some("n2"));
+        // an update without the status field keeps the nomination made in memory
         n.add(pod("b", None), None);
+        assert_eq!(n.node_of("b").as_deref(), Some("n1"));
+        n.delete("b");
         n.delete("a");
         assert!(n.is_empty());
         assert!(n.pods_on("n1").is_empty());

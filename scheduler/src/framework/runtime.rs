@@ -190,8 +190,14 @@ impl Framework {
                     "PostFilter" => fw.post_filter.push(p),
                     "PreScore" => fw.pre_score.push(p),
                     "Score" => {
-                        // upstream: weight 0 means 1
+                        // upstream: weight 0 means 1; the weighted sum must fit an i64
                         let weight = if weight == 0 { 1 } else { weight };
+                        let total: i64 = fw.score.iter().map(|(_, w)| w * MAX_NODE_SCORE).sum();
+                        if weight < 0 || weight.saturating_mul(MAX_NODE_SCORE) > i64::MAX - total {
+                            return Err(FrameworkError::Invalid(
+                                "total score of Score plugins could overflow".to_owned(),
+                            ));
+                        }
                         fw.score.push((p, weight))
                     }
                     "Reserve" => fw.reserve.push(p),

@@ -70,12 +70,15 @@ impl Resource {
     /// Adds `value` of the resource `name`.
     pub fn add_named(&mut self, name: &str, value: i64) {
         match name {
-            "cpu" => self.milli_cpu += value,
-            "memory" => self.memory += value,
-            "ephemeral-storage" => self.ephemeral_storage += value,
-            "pods" => self.allowed_pod_number += value,
+            "cpu" => self.milli_cpu = self.milli_cpu.saturating_add(value),
+            "memory" => self.memory = self.memory.saturating_add(value),
+            "ephemeral-storage" => {
+                self.ephemeral_storage = self.ephemeral_storage.saturating_add(value)
+            }
+            "pods" => self.allowed_pod_number = self.allowed_pod_number.saturating_add(value),
             _ if is_scalar_resource_name(name) => {
-                *self.scalar.entry(name.to_owned()).or_default() += value
+                let e = self.scalar.entry(name.to_owned()).or_default();
+                *e = e.saturating_add(value);
             }
             _ => {}
         }
@@ -92,25 +95,35 @@ impl Resource {
         }
     }
 
-    /// Adds `other`.
+    /// Adds `other` (saturating: quantities come from users and may be absurd).
     pub fn add(&mut self, other: &Resource) {
-        self.milli_cpu += other.milli_cpu;
-        self.memory += other.memory;
-        self.ephemeral_storage += other.ephemeral_storage;
-        self.allowed_pod_number += other.allowed_pod_number;
+        self.milli_cpu = self.milli_cpu.saturating_add(other.milli_cpu);
+        self.memory = self.memory.saturating_add(other.memory);
+        self.ephemeral_storage = self
+            .ephemeral_storage
+            .saturating_add(other.ephemeral_storage);
+        self.allowed_pod_number = self
+            .allowed_pod_number
+            .saturating_add(other.allowed_pod_number);
         for (k, v) in &other.scalar {
-            *self.scalar.entry(k.clone()).or_default() += v;
+            let e = self.scalar.entry(k.clone()).or_default();
+            *e = e.saturating_add(*v);
         }
     }
 
-    /// Subtracts `other`.
+    /// Subtracts `other` (saturating).
     pub fn sub(&mut self, other: &Resource) {
-        self.milli_cpu -= other.milli_cpu;
-        self.memory -= other.memory;
-        self.ephemeral_storage -= other.ephemeral_storage;
-        self.allowed_pod_number -= other.allowed_pod_number;
+        self.milli_cpu = self.milli_cpu.saturating_sub(other.milli_cpu);
+        self.memory = self.memory.saturating_sub(other.memory);
+        self.ephemeral_storage = self
+            .ephemeral_storage
+            .saturating_sub(other.ephemeral_storage);
+        self.allowed_pod_number = self
+            .allowed_pod_number
+            .saturating_sub(other.allowed_pod_number);
         for (k, v) in &other.scalar {
-            *self.scalar.entry(k.clone()).or_default() -= v;
+            let e = self.scalar.entry(k.clone()).or_default();
+            *e = e.saturating_sub(*v);
         }
     }
 
