@@ -136,6 +136,16 @@ impl SchedulingQueue {
         qpi.timestamp + self.backoff_duration(qpi.attempts)
     }
 
+    /// Where a pod leaving the unschedulable pods goes: backoff while its backoff
+    /// lasts, else active.
+    fn active_or_backoff(&self, qpi: &QueuedPodInfo, now: Instant) -> Place {
+        if now < self.backoff_expiry(qpi) {
+            Place::Backoff
+        } else {
+            Place::Active
+        }
+    }
+
     // ---- the active heap, ordered by the QueueSort plugin ----
 
     fn heap_less(&self, state: &State, a: &(u64, String), b: &(u64, String)) -> bool {
@@ -290,11 +300,7 @@ impl SchedulingQueue {
                     state.pods.remove(&uid);
                     self.enqueue(&mut state, qpi);
                 } else if changed {
-                    let place = if Instant::now() < self.backoff_expiry(&qpi) {
-                        Place::Backoff
-                    } else {
-                        Place::Active
-                    };
+                    let place = self.active_or_backoff(&qpi, Instant::now());
                     self.place(&mut state, qpi, place);
                 }
             }
@@ -410,11 +416,7 @@ impl SchedulingQueue {
         );
         for uid in candidates {
             if let Some(slot) = state.pods.remove(&uid) {
-                let place = if now < self.backoff_expiry(&slot.qpi) {
-                    Place::Backoff
-                } else {
-                    Place::Active
-                };
+                let place = self.active_or_backoff(&slot.qpi, now);
                 self.place(&mut state, slot.qpi, place);
             }
         }
@@ -480,11 +482,7 @@ impl SchedulingQueue {
             .collect();
         for uid in stale {
             if let Some(slot) = state.pods.remove(&uid) {
-                let place = if now < self.backoff_expiry(&slot.qpi) {
-                    Place::Backoff
-                } else {
-                    Place::Active
-                };
+                let place = self.active_or_backoff(&slot.qpi, now);
                 self.place(&mut state, slot.qpi, place);
             }
         }
@@ -530,4 +528,124 @@ fn scheduling_relevant_change(old: &PodInfo, new: &PodInfo) -> bool {
         p
     };
     strip(&old.pod) != strip(&new.pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::{ActionType, EventResource};
+    use serde_json::json;
+
+    fn queue() -> SchedulingQueue {
+        let mut config = crate::config::KubeSchedulerConfiguration::default();
+        config.set_defaults(&crate::registered);
+        let profiles = crate::build_profiles(&config, &Default::default()).unwrap();
+        SchedulingQueue::new(profiles, Duration::from_secs(1), Duration::from_secs(10))
+    }
+
+    fn pod(uid: &str, priority: i32, spec: serde_json::Value) -> Arc<PodInfo> {
+        let mut spec = spec;
+        spec["priority"] = json!(priority);
+        spec["containers"] = json!([{"name": "c"}]);
+        Arc::new(PodInfo::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": uid, "namespace": "ns", "uid": uid},
+                "spec": spec
+            }))
+            .unwrap(),
+        ))
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_second_to_ten() {
+        let q = queue();
+        let secs: Vec<u64> = (1..=6).map(|a| q.backoff_duration(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
+    }
+
+    #[test]
+    fn higher_priority_pods_pop_first_then_the_oldest() {
+        let q = queue();
+        // distinct timestamps: PrioritySort breaks priority ties by them
+        for (uid, priority) in [("low", 1), ("high", 100), ("low-later", 1)] {
+            q.add(pod(uid, priority, json!({})));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let order: Vec<String> = (0..3)
+            .map(|_| q.pop().unwrap().pod_info.uid().to_owned())
+            .collect();
+        assert_eq!(order, ["high", "low", "low-later"]);
+    }
+
+    #[test]
+    fn a_gated_pod_waits_until_an_update_removes_its_gates() {
+        let q = queue();
+        q.add(pod("g", 0, json!({"schedulingGates": [{"name": "wait"}]})));
+        assert_eq!(q.lengths().gated, 1);
+        q.update(pod("g", 0, json!({})));
+        assert_eq!(q.lengths().active, 1);
+        assert_eq!(q.pop().unwrap().pod_info.uid(), "g");
+    }
+
+    #[test]
+    fn an_unschedulable_pod_returns_only_on_an_event_its_plugins_registered() {
+        let q = queue();
+        q.add(pod("p", 0, json!({})));
+        let mut qpi = q.pop().unwrap();
+        // it asks for 2 CPUs
+        let mut wants: k8s_openapi::api::core::v1::Pod = (*qpi.pod_info.pod).clone();
+        wants.spec.as_mut().unwrap().containers[0].resources =
+            Some(serde_json::from_value(json!({"requests": {"cpu": "2"}})).unwrap());
+        qpi.pod_info = Arc::new(PodInfo::new(wants));
+        let cycle = q.scheduling_cycle();
+        qpi.unschedulable_plugins = ["NodeResourcesFit"].into();
+        q.requeue_failed(qpi, cycle, true);
+        assert_eq!(q.lengths().unschedulable, 1);
+        // a namespace change does not help a pod NodeResourcesFit rejected
+        q.on_event(
+            ClusterEvent::of(EventResource::Namespace, ActionType::ADD),
+            None,
+            None,
+        );
+        assert_eq!(q.lengths().unschedulable, 1);
+        // a node's allocatable growing to fit it may: back to backoff (its 1 s is not
+        // over); NodeResourcesFit's hint compares the two versions of the node
+        let node = |cpu: &str| {
+            EventObject::Node(Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": "n"},
+                    "status": {"allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "110"}}
+                }))
+                .unwrap(),
+            ))
+        };
+        q.on_event(
+            ClusterEvent::of(EventResource::Node, ActionType::UPDATE_NODE_ALLOCATABLE),
+            Some(&node("1")),
+            Some(&node("8")),
+        );
+        assert_eq!(q.lengths().unschedulable, 0);
+        assert_eq!(q.lengths().backoff, 1);
+    }
+
+    #[test]
+    fn a_pod_deleted_or_changed_while_in_flight_is_handled_on_requeue() {
+        let q = queue();
+        q.add(pod("gone", 0, json!({})));
+        let qpi = q.pop().unwrap();
+        let cycle = q.scheduling_cycle();
+        q.delete("gone");
+        q.requeue_failed(qpi, cycle, true);
+        assert!(!q.contains("gone"), "a deleted pod is not requeued");
+
+        q.add(pod("fixed", 0, json!({})));
+        let qpi = q.pop().unwrap();
+        let cycle = q.scheduling_cycle();
+        // an informer add while in flight is kept as the latest version, not queued
+        q.add(pod("fixed", 0, json!({"nodeSelector": {"disk": "ssd"}})));
+        assert_eq!(q.lengths(), Lengths::default());
+        q.requeue_failed(qpi, cycle, true);
+        // the change may have fixed it: backoff, not unschedulable
+        assert_eq!(q.lengths().backoff, 1);
+    }
 }

@@ -274,45 +274,16 @@ impl Scheduler {
         }
         let s = fw.run_reserve(&mut state, &assumed, &host);
         if !s.is_success() {
+            // Reserve unreserved its plugins itself
             let _ = self.shared.cache().forget_pod(&uid);
-            let unschedulable = s.is_rejected();
-            let mut qpi = qpi;
-            if unschedulable {
-                qpi.unschedulable_plugins = [s.plugin].into();
-            }
-            self.shared.metrics.attempt(
-                if unschedulable {
-                    "unschedulable"
-                } else {
-                    "error"
-                },
-                &fw.profile_name,
-                start.elapsed().as_secs_f64(),
-            );
-            let message = format!("running Reserve plugin {:?}: {}", s.plugin, s.message());
-            failure(&self.shared, &fw, qpi, cycle, unschedulable, message, None);
+            self.rejected_after_assume(&fw, qpi, cycle, start, "Reserve", &s);
             return;
         }
         let (s, _wait) = fw.run_permit(&mut state, &assumed, &host);
         if !s.is_success() && s.code != Code::Wait {
             fw.run_unreserve(&mut state, &assumed, &host);
             let _ = self.shared.cache().forget_pod(&uid);
-            let unschedulable = s.is_rejected();
-            let mut qpi = qpi;
-            if unschedulable {
-                qpi.unschedulable_plugins = [s.plugin].into();
-            }
-            self.shared.metrics.attempt(
-                if unschedulable {
-                    "unschedulable"
-                } else {
-                    "error"
-                },
-                &fw.profile_name,
-                start.elapsed().as_secs_f64(),
-            );
-            let message = format!("running Permit plugin {:?}: {}", s.plugin, s.message());
-            failure(&self.shared, &fw, qpi, cycle, unschedulable, message, None);
+            self.rejected_after_assume(&fw, qpi, cycle, start, "Permit", &s);
             return;
         }
         // the binding cycle: no Permit plugin of the default profile waits, so a Wait
@@ -321,6 +292,33 @@ impl Scheduler {
         self.shared.runtime.spawn(async move {
             bind_cycle(shared, fw, state, qpi, assumed, host, cycle, start).await;
         });
+    }
+
+    /// A Reserve or Permit plugin refused the assumed pod (already forgotten): the
+    /// failure as upstream reports it, with the plugin as the one to wait on.
+    fn rejected_after_assume(
+        &self,
+        fw: &Framework,
+        mut qpi: QueuedPodInfo,
+        cycle: u64,
+        start: Instant,
+        point: &str,
+        s: &Status,
+    ) {
+        let unschedulable = s.is_rejected();
+        if unschedulable {
+            qpi.unschedulable_plugins = [s.plugin].into();
+        }
+        let result = if unschedulable {
+            "unschedulable"
+        } else {
+            "error"
+        };
+        self.shared
+            .metrics
+            .attempt(result, &fw.profile_name, start.elapsed().as_secs_f64());
+        let message = format!("running {point} plugin {:?}: {}", s.plugin, s.message());
+        failure(&self.shared, fw, qpi, cycle, unschedulable, message, None);
     }
 
     /// Upstream's `schedulePod`: the feasible nodes, their scores and the best one.

@@ -366,19 +366,7 @@ impl Framework {
         added: &Arc<PodInfo>,
         node: &NodeInfo,
     ) -> Status {
-        for p in &self.pre_filter {
-            if state.skip_filter_plugins.contains(p.name()) {
-                continue;
-            }
-            let Some(pf) = p.as_pre_filter() else {
-                continue;
-            };
-            let s = pf.add_pod(state, pod, added, node);
-            if !s.is_success() {
-                return s.with_plugin(p.name());
-            }
-        }
-        Status::success()
+        self.run_pre_filter_extension(state, |pf, state| pf.add_pod(state, pod, added, node))
     }
 
     /// Runs the PreFilter extensions' `remove_pod`.
@@ -389,6 +377,16 @@ impl Framework {
         removed: &PodInfo,
         node: &NodeInfo,
     ) -> Status {
+        self.run_pre_filter_extension(state, |pf, state| pf.remove_pod(state, pod, removed, node))
+    }
+
+    /// Runs `extension` on every PreFilter plugin that did not Skip this pod; the
+    /// first failure stops.
+    fn run_pre_filter_extension(
+        &self,
+        state: &mut CycleState,
+        extension: impl Fn(&dyn super::PreFilterPlugin, &mut CycleState) -> Status,
+    ) -> Status {
         for p in &self.pre_filter {
             if state.skip_filter_plugins.contains(p.name()) {
                 continue;
@@ -396,7 +394,7 @@ impl Framework {
             let Some(pf) = p.as_pre_filter() else {
                 continue;
             };
-            let s = pf.remove_pod(state, pod, removed, node);
+            let s = extension(pf, state);
             if !s.is_success() {
                 return s.with_plugin(p.name());
             }
