@@ -289,11 +289,7 @@ async fn watch_pods(
                 let was_bound = old.as_deref().is_some_and(|o| node_name(o).is_some());
                 shared.queue.delete(&uid);
                 nominator.delete(&uid);
-                shared
-                    .cache
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .add_pod(pod.clone());
+                shared.cache().add_pod(pod.clone());
                 match old.filter(|_| was_bound) {
                     Some(old) => {
                         let actions = pod_update_actions(&old, &pod);
@@ -327,11 +323,7 @@ async fn watch_pods(
                 nominator.delete(&uid);
                 return;
             }
-            let assumed = shared
-                .cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_assumed(&uid);
+            let assumed = shared.cache().is_assumed(&uid);
             if assumed {
                 return;
             }
@@ -349,11 +341,7 @@ async fn watch_pods(
             shared.queue.delete(&uid);
             deleting.delete(&uid);
             let bound = node_name(&pod).is_some();
-            shared
-                .cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove_pod(&uid);
+            shared.cache().remove_pod(&uid);
             if bound {
                 shared.queue.on_event(
                     ClusterEvent {
@@ -378,11 +366,7 @@ async fn watch_nodes(client: kube::Client, shared: Arc<Shared>, synced: Arc<Atom
         synced,
         |old: Option<Arc<Node>>, node: Arc<Node>| {
             let shared = &apply_shared;
-            shared
-                .cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .add_or_update_node(node.clone());
+            shared.cache().add_or_update_node(node.clone());
             let (action, label) = match &old {
                 None => (ActionType::ADD, "NodeAdd"),
                 Some(old) => (node_update_actions(old, &node), "NodeUpdate"),
@@ -402,9 +386,7 @@ async fn watch_nodes(client: kube::Client, shared: Arc<Shared>, synced: Arc<Atom
         },
         |node: Arc<Node>| {
             shared
-                .cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .cache()
                 .remove_node(node.metadata.name.as_deref().unwrap_or(""));
         },
     )

@@ -42,12 +42,15 @@ impl Recorder {
         let (tx, rx) = tokio::sync::mpsc::channel::<Request>(QUEUE);
         let folded: Arc<Mutex<HashMap<FoldKey, (String, i32, Instant)>>> = Default::default();
         tokio::spawn(
-            tokio_stream_of(rx).for_each_concurrent(CONCURRENCY, move |r| {
-                let client = client.clone();
-                let folded = folded.clone();
-                let host = host.clone();
-                async move { write(client, folded, &host, r).await }
-            }),
+            tokio_stream::wrappers::ReceiverStream::new(rx).for_each_concurrent(
+                CONCURRENCY,
+                move |r| {
+                    let client = client.clone();
+                    let folded = folded.clone();
+                    let host = host.clone();
+                    async move { write(client, folded, &host, r).await }
+                },
+            ),
         );
         Recorder { tx }
     }
@@ -70,12 +73,6 @@ impl Recorder {
             component: component.to_owned(),
         });
     }
-}
-
-fn tokio_stream_of<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn write(

@@ -141,7 +141,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+    /// The cache, locked (a panic elsewhere while holding it leaves the data usable).
+    pub(crate) fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -14,7 +14,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use apiserver::ServerOptions;
 use clap::Parser;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -274,16 +273,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
 
     let dir = tempfile::tempdir()?;
-    let mut options = ServerOptions::defaults();
-    options.secure_port = 0;
-    options.bind_address = [127, 0, 0, 1].into();
-    options.storage_url = Some(format!(
-        "sqlite://{}",
-        dir.path().join("store.db").display()
-    ));
-    options.cert_dir = dir.path().join("pki");
-    // no controller manager runs here to create the default service account
-    options.disable_admission_plugins = vec!["ServiceAccount".into()];
+    let options = rkube_bench::embedded_options(dir.path());
     let (client, stop) = rkube_bench::start_apiserver(options).await?;
 
     let spec = std::sync::Arc::new(spec());

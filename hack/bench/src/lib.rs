@@ -89,6 +89,19 @@ pub async fn start_apiserver(
     Ok((client_of(&kubeconfig).await?, stop))
 }
 
+/// Options for an in-process apiserver on the embedded store in `dir`, on a free
+/// loopback port, with the ServiceAccount admission plugin off (no controller manager
+/// runs beside the benchmarks to create default service accounts).
+pub fn embedded_options(dir: &std::path::Path) -> ServerOptions {
+    let mut options = ServerOptions::defaults();
+    options.secure_port = 0;
+    options.bind_address = [127, 0, 0, 1].into();
+    options.storage_url = Some(format!("sqlite://{}", dir.join("store.db").display()));
+    options.cert_dir = dir.join("pki");
+    options.disable_admission_plugins = vec!["ServiceAccount".into()];
+    options
+}
+
 /// A kube-rs client from a kubeconfig's text.
 pub async fn client_of(kubeconfig: &str) -> Result<kube::Client> {
     let kubeconfig = Kubeconfig::from_yaml(kubeconfig)?;

@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use apiserver::ServerOptions;
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -341,17 +340,9 @@ struct Cluster {
 
 async fn start_cluster() -> Result<Cluster> {
     let dir = tempfile::tempdir()?;
-    let mut options = ServerOptions::defaults();
-    options.secure_port = 0;
-    options.bind_address = [127, 0, 0, 1].into();
-    options.storage_url = Some(format!(
-        "sqlite://{}",
-        dir.path().join("store.db").display()
-    ));
-    options.cert_dir = dir.path().join("pki");
-    // as upstream's integration apiserver: no controller manager creates service
-    // accounts, and the templates set `priority` themselves
-    options.disable_admission_plugins = vec!["ServiceAccount".into(), "Priority".into()];
+    let mut options = rkube_bench::embedded_options(dir.path());
+    // as upstream's integration apiserver: the templates set `priority` themselves
+    options.disable_admission_plugins.push("Priority".into());
     let (client, stop_apiserver) = rkube_bench::start_apiserver(options).await?;
     let bound = Arc::new(Bound::default());
     let watch = track(client.clone(), bound.clone());
