@@ -1,22 +1,31 @@
-//! kube-controller-manager: one module per controller, each reconciling over watches
-//! of the objects it follows (kube-runtime's `Controller`).
+//! kube-controller-manager: one module per controller, each keeping some part of the
+//! cluster where its objects declare it should be.
 //!
-//! As upstream with `--use-service-account-credentials`, the manager reads with its
-//! own identity (`system:kube-controller-manager` may list and watch everything) and
-//! each controller writes as its own service account in kube-system, bound by the
-//! bootstrap policy to its `system:controller:<name>` role ([`credentials`]).
+//! The shape is upstream's: shared informers ([`informers`]) cache every resource a
+//! controller reads, handlers turn changes into keys on the controller's rate-limited
+//! [`workqueue`], and a few workers per controller run its idempotent `sync` of one key.
+//! [`run`] is the whole component: under one Lease (`kube-controller-manager` in
+//! kube-system) it starts every controller that `--controllers` enables.
 //!
-//! Built so far: the service-account controller (every namespace gets its `default`
-//! ServiceAccount) and the root CA publisher (every namespace gets the
-//! `kube-root-ca.crt` ConfigMap). The rest belongs to the kube-controller-manager issue.
+//! As upstream with `--use-service-account-credentials`, informers read with the
+//! manager's own identity (`system:kube-controller-manager` may list and watch
+//! everything) and each controller writes as its own service account in kube-system,
+//! bound by the bootstrap policy to its `system:controller:<name>` role
+//! ([`credentials`]).
 
 pub mod credentials;
+pub mod informers;
 pub mod root_ca_publisher;
 pub mod service_accounts;
+pub mod workqueue;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use futures::FutureExt;
+use component_base::events::Recorder;
+use futures::future::BoxFuture;
 
 /// Errors from running the controllers.
 #[derive(Debug, thiserror::Error)]
@@ -32,21 +41,212 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// `--controllers` names a controller that does not exist.
+    #[error("{0:?} is not in the list of known controllers")]
+    UnknownController(String),
+    /// The secure port could not be served.
+    #[error(transparent)]
+    Serving(#[from] component_base::serving::ServingError),
+    /// Another replica took over.
+    #[error(transparent)]
+    Lost(#[from] component_base::leader_election::Lost),
 }
 
-/// What the controllers need.
+/// Settings the controllers read (upstream's per-controller flags).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `--concurrent-replicaset-syncs`.
+    pub concurrent_replicaset_syncs: usize,
+    /// `--concurrent-rc-syncs`.
+    pub concurrent_rc_syncs: usize,
+    /// `--concurrent-deployment-syncs`.
+    pub concurrent_deployment_syncs: usize,
+    /// `--node-monitor-period`: how often node health is checked.
+    pub node_monitor_period: Duration,
+    /// `--node-monitor-grace-period`: how long a node may go without a heartbeat before
+    /// it is considered unhealthy.
+    pub node_monitor_grace_period: Duration,
+    /// `--node-startup-grace-period`: the same for a node that never reported.
+    pub node_startup_grace_period: Duration,
+    /// The cluster CA bundle (PEM) the root CA publisher publishes (`--root-ca-file`).
+    pub root_ca_pem: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            concurrent_replicaset_syncs: 5,
+            concurrent_rc_syncs: 5,
+            concurrent_deployment_syncs: 5,
+            node_monitor_period: Duration::from_secs(5),
+            node_monitor_grace_period: Duration::from_secs(50),
+            node_startup_grace_period: Duration::from_secs(60),
+            root_ca_pem: String::new(),
+        }
+    }
+}
+
+/// What one controller is given.
+#[derive(Clone)]
+pub struct Context {
+    /// The controller's name (its events' component).
+    pub name: &'static str,
+    /// The shared informers; a controller asks for the ones it reads before it returns
+    /// its future, so they start together.
+    pub informers: informers::Factory,
+    /// The manager's own client (reads).
+    pub reader: kube::Client,
+    /// The controller's client, as its service account (writes).
+    pub client: kube::Client,
+    /// Events, written as the controller's service account.
+    pub recorder: Recorder,
+    /// Settings.
+    pub settings: Arc<Settings>,
+}
+
+/// Starts a controller: registers its informer handlers, then returns the future that
+/// runs it.
+pub type Start = fn(Context) -> BoxFuture<'static, ()>;
+
+/// One controller the manager knows (upstream's `ControllerDescriptor`).
+pub struct Descriptor {
+    /// The canonical name (`replicaset-controller`).
+    pub name: &'static str,
+    /// The older names `--controllers` also accepts (`replicaset`).
+    pub aliases: &'static [&'static str],
+    /// The service account it acts as in kube-system.
+    pub service_account: &'static str,
+    /// Off unless named in `--controllers`.
+    pub disabled_by_default: bool,
+    /// How it starts.
+    pub start: Start,
+}
+
+/// Every controller built, in upstream's order.
+pub fn descriptors() -> Vec<Descriptor> {
+    vec![
+        Descriptor {
+            name: "serviceaccount-controller",
+            aliases: &["serviceaccount"],
+            service_account: service_accounts::NAME,
+            disabled_by_default: false,
+            start: |cx| Box::pin(service_accounts::run(cx.reader, cx.client)),
+        },
+        Descriptor {
+            name: "root-ca-certificate-publisher-controller",
+            aliases: &["root-ca-cert-publisher"],
+            service_account: root_ca_publisher::NAME,
+            disabled_by_default: false,
+            start: |cx| {
+                Box::pin(root_ca_publisher::run(
+                    cx.reader,
+                    cx.client,
+                    cx.settings.root_ca_pem.clone(),
+                ))
+            },
+        },
+    ]
+}
+
+/// The controllers `--controllers` enables, as upstream's `IsControllerEnabled`: a
+/// name enables, `-name` disables, `*` enables those on by default; aliases count as
+/// their canonical names; unknown names are refused.
+pub fn enabled(requested: &[String]) -> Result<Vec<Descriptor>, Error> {
+    let all = descriptors();
+    let canonical = |name: &str| {
+        all.iter()
+            .find(|d| d.name == name || d.aliases.contains(&name))
+            .map(|d| d.name)
+    };
+    let mut wanted: Vec<(bool, &str)> = Vec::new();
+    let mut star = false;
+    for entry in requested.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if entry == "*" {
+            star = true;
+            continue;
+        }
+        let (on, name) = match entry.strip_prefix('-') {
+            Some(name) => (false, name),
+            None => (true, entry),
+        };
+        let name = canonical(name).ok_or_else(|| Error::UnknownController(name.to_owned()))?;
+        wanted.push((on, name));
+    }
+    Ok(all
+        .into_iter()
+        .filter(|d| match wanted.iter().find(|(_, name)| *name == d.name) {
+            Some((on, _)) => *on,
+            None => star && !d.disabled_by_default,
+        })
+        .collect())
+}
+
+/// How the manager elects its leader.
+#[derive(Clone, Debug)]
+pub struct LeaderElection {
+    /// The Lease (`kube-system/kube-controller-manager`) and timings.
+    pub config: component_base::leader_election::Config,
+}
+
+/// What the controller manager needs.
 pub struct Options {
     /// The manager's own client configuration (its kubeconfig).
     pub config: kube::Config,
     /// Where the controllers' service-account tokens are kept (0600 files).
     pub token_dir: PathBuf,
-    /// The cluster CA bundle (PEM) the root CA publisher publishes.
-    pub root_ca_pem: String,
+    /// `--controllers` (default `*`).
+    pub controllers: Vec<String>,
+    /// Per-controller settings.
+    pub settings: Settings,
+    /// Leader election, unless `--leader-elect=false`.
+    pub leader_election: Option<LeaderElection>,
+    /// The secure port's address, when served.
+    pub serve: Option<SocketAddr>,
+}
+
+impl Options {
+    /// Every default controller, leader-elected under `kube-system/kube-controller-manager`
+    /// with upstream's timings, no secure port.
+    pub fn new(config: kube::Config, token_dir: PathBuf, root_ca_pem: String) -> Options {
+        Options {
+            config,
+            token_dir,
+            controllers: vec!["*".to_owned()],
+            settings: Settings {
+                root_ca_pem,
+                ..Settings::default()
+            },
+            leader_election: Some(LeaderElection {
+                config: lease_config(identity()),
+            }),
+            serve: None,
+        }
+    }
+}
+
+/// Upstream's default Lease for the manager: 15 s lease, 10 s renew deadline, 2 s retry.
+pub fn lease_config(identity: String) -> component_base::leader_election::Config {
+    component_base::leader_election::Config {
+        namespace: "kube-system".to_owned(),
+        name: "kube-controller-manager".to_owned(),
+        identity,
+        lease_duration: Duration::from_secs(15),
+        renew_deadline: Duration::from_secs(10),
+        retry_period: Duration::from_secs(2),
+    }
+}
+
+/// Upstream's leader-election identity: `<hostname>_<uuid>`.
+pub fn identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    format!("{host}_{}", uuid::Uuid::new_v4())
 }
 
 /// Retries `attempt` every second until it succeeds (the apiserver may still be
 /// starting).
-async fn with_retries<T, F, Fut>(mut attempt: F) -> T
+pub(crate) async fn with_retries<T, F, Fut>(mut attempt: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>>,
@@ -56,31 +256,90 @@ where
             Ok(value) => return value,
             Err(e) => {
                 tracing::info!(error = %e, "controller credentials not ready; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
 }
 
-/// Runs every controller until `shutdown` completes.
+/// Runs the controller manager until `shutdown` completes (Ok, releasing the lease)
+/// or leadership is lost (Err: a standalone manager exits then, as upstream's).
 pub async fn run(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Error> {
+    let enabled = enabled(&options.controllers)?;
     let manager = kube::Client::try_from(options.config.clone())?;
+    let server = match options.serve {
+        Some(address) => {
+            let port =
+                component_base::serving::SecurePort::bind(address, "kube-controller-manager")
+                    .await?;
+            tracing::info!(address = ?port.local_addr(), "serving securely");
+            Some(tokio::spawn(port.serve(router())))
+        }
+        None => None,
+    };
+    let leader_election = options.leader_election.clone();
+    let lead = run_controllers(options, manager.clone(), enabled);
+    let result = match leader_election {
+        Some(le) => component_base::leader_election::LeaderElector::new(manager, le.config)
+            .run(lead, shutdown)
+            .await
+            .map_err(Error::from),
+        None => {
+            tokio::select! {
+                () = lead => Ok(()),
+                () = shutdown => Ok(()),
+            }
+        }
+    };
+    if let Some(server) = server {
+        server.abort();
+    }
+    result
+}
+
+/// Aborts a task when dropped (leadership lost or the manager stopped).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts the enabled controllers over one informer factory and runs them; dropping
+/// the future stops the watches, the workers and the token renewal.
+async fn run_controllers(options: Options, manager: kube::Client, enabled: Vec<Descriptor>) {
     let credentials =
         credentials::Credentials::new(options.config, manager.clone(), options.token_dir);
-    let accounts_client = with_retries(|| credentials.client_for(service_accounts::NAME)).await;
-    let publisher_client = with_retries(|| credentials.client_for(root_ca_publisher::NAME)).await;
-    let refresher = tokio::spawn(credentials.keep_fresh());
-    let controllers = futures::future::join(
-        service_accounts::run(manager.clone(), accounts_client),
-        root_ca_publisher::run(manager, publisher_client, options.root_ca_pem),
-    );
-    tokio::select! {
-        _ = controllers.fuse() => {}
-        () = shutdown => {}
+    let factory = informers::Factory::new(manager.clone());
+    let settings = Arc::new(options.settings);
+    let host = identity().split('_').next().unwrap_or_default().to_owned();
+    let mut running = Vec::new();
+    for descriptor in enabled {
+        let client = with_retries(|| credentials.client_for(descriptor.service_account)).await;
+        let cx = Context {
+            name: descriptor.name,
+            informers: factory.clone(),
+            reader: manager.clone(),
+            recorder: Recorder::start(client.clone(), host.clone()),
+            client,
+            settings: settings.clone(),
+        };
+        running.push((descriptor.start)(cx));
+        tracing::info!(controller = descriptor.name, "started controller");
     }
-    refresher.abort();
-    Ok(())
+    let _refresher = AbortOnDrop(tokio::spawn(credentials.keep_fresh()));
+    let _watches = factory.start();
+    futures::future::join_all(running).await;
+}
+
+fn router() -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
 }

@@ -251,15 +251,24 @@ async fn start_controllers(
 ) -> Result<tokio::task::JoinHandle<()>, UpError> {
     let config =
         component_client_config(pki, url, "controller-manager", "kube-controller-manager").await?;
-    let controller_options = controllers::Options {
-        config,
-        token_dir: options.data_dir.join("controller-tokens"),
-        root_ca_pem: pki.ca_cert_pem.clone(),
-    };
+    let token_dir = options.data_dir.join("controller-tokens");
+    let ca = pki.ca_cert_pem.clone();
     Ok(tokio::spawn(async move {
-        // the controllers stop with the process; an error is theirs to report
-        if let Err(e) = controllers::run(controller_options, std::future::pending()).await {
-            tracing::error!(error = %e, "kube-controller-manager stopped");
+        // a standalone kube-controller-manager exits when it loses its lease and is
+        // restarted by its supervisor; in this process it campaigns again instead
+        loop {
+            let controller_options =
+                controllers::Options::new(config.clone(), token_dir.clone(), ca.clone());
+            match controllers::run(controller_options, std::future::pending()).await {
+                Ok(()) => return,
+                Err(controllers::Error::Lost(_)) => {
+                    tracing::warn!("kube-controller-manager lost its lease; campaigning again")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "kube-controller-manager stopped");
+                    return;
+                }
+            }
         }
     }))
 }

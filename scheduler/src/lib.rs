@@ -11,7 +11,6 @@ pub mod informers;
 pub mod metrics;
 pub mod plugins;
 pub mod queue;
-pub mod recorder;
 pub mod schedule_one;
 
 use std::collections::HashMap;
@@ -216,7 +215,7 @@ fn prepare(
         cache: Arc::new(Mutex::new(cache::Cache::new())),
         queue: queue.clone(),
         client: Some(client.clone()),
-        recorder: Some(recorder::Recorder::start(
+        recorder: Some(component_base::events::Recorder::start(
             client.clone(),
             host.split('_').next().unwrap_or("").to_owned(),
         )),

@@ -19,7 +19,7 @@ use crate::framework::runtime::Framework;
 use crate::framework::{Code, CycleState, NodeInfo, NodeToStatus, PodInfo, QueuedPodInfo, Status};
 use crate::metrics::Metrics;
 use crate::queue::SchedulingQueue;
-use crate::recorder::Recorder;
+use component_base::events::Recorder;
 
 /// Below this many nodes every node is filtered (upstream's `minFeasibleNodesToFind`).
 pub const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
@@ -561,7 +561,7 @@ async fn bind_cycle(
         fw.run_post_bind(&state, &assumed, &host);
         if let Some(recorder) = &shared.recorder {
             recorder.event(
-                &qpi.pod_info.pod,
+                &*qpi.pod_info.pod,
                 "Normal",
                 "Scheduled",
                 format!(
@@ -607,7 +607,7 @@ fn failure(
     tracing::debug!(pod = %format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name.as_deref().unwrap_or("")), %message, "unable to schedule pod");
     if let Some(recorder) = &shared.recorder {
         recorder.event(
-            &pod,
+            &*pod,
             "Warning",
             "FailedScheduling",
             message.clone(),

@@ -1,19 +1,21 @@
-//! Events about pods (`Scheduled`, `FailedScheduling`), written asynchronously so the
-//! scheduling loop never waits on them, and folded as upstream's event correlator does:
-//! a repeat of the same reason and message for the same pod bumps `count` and
-//! `lastTimestamp` of the existing Event instead of creating another.
+//! Events (core/v1) about any object, as client-go's event recorder: written
+//! asynchronously so a scheduling loop or a controller's sync never waits on them, and
+//! folded as upstream's event correlator does: a repeat of the same reason and message
+//! for the same object bumps `count` and `lastTimestamp` of the existing Event instead
+//! of creating another.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::Resource;
 use kube::api::{Patch, PatchParams, PostParams};
 
 /// How many events may wait to be written; more are dropped (as upstream's broadcaster
-/// drops when its queue is full) rather than slowing scheduling down.
+/// drops when its queue is full) rather than slowing its caller down.
 const QUEUE: usize = 10_000;
 /// Events written at once.
 const CONCURRENCY: usize = 16;
@@ -21,7 +23,7 @@ const CONCURRENCY: usize = 16;
 const FOLD_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 struct Request {
-    pod: Arc<Pod>,
+    object: ObjectReference,
     type_: &'static str,
     reason: &'static str,
     message: String,
@@ -55,10 +57,23 @@ impl Recorder {
         Recorder { tx }
     }
 
-    /// Records an event about `pod`; `component` is the profile's scheduler name.
-    pub fn event(
+    /// Records an event about `object`; `component` is the reporting component (a
+    /// scheduler profile's name, a controller's name).
+    pub fn event<K: Resource<DynamicType = ()>>(
         &self,
-        pod: &Arc<Pod>,
+        object: &K,
+        type_: &'static str,
+        reason: &'static str,
+        message: String,
+        component: &str,
+    ) {
+        self.event_about(reference(object), type_, reason, message, component);
+    }
+
+    /// Records an event about the object `object` refers to.
+    pub fn event_about(
+        &self,
+        object: ObjectReference,
         type_: &'static str,
         reason: &'static str,
         message: String,
@@ -66,7 +81,7 @@ impl Recorder {
     ) {
         // a full queue drops the event, as upstream does
         let _ = self.tx.try_send(Request {
-            pod: pod.clone(),
+            object,
             type_,
             reason,
             message,
@@ -81,9 +96,15 @@ async fn write(
     host: &str,
     r: Request,
 ) {
-    let namespace = r.pod.metadata.namespace.clone().unwrap_or_default();
-    let pod_name = r.pod.metadata.name.clone().unwrap_or_default();
-    let uid = r.pod.metadata.uid.clone().unwrap_or_default();
+    // events of cluster-scoped objects live in `default`, as upstream's
+    let namespace = r
+        .object
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_owned());
+    let object_name = r.object.name.clone().unwrap_or_default();
+    let uid = r.object.uid.clone().unwrap_or_default();
     let api: kube::Api<Event> = kube::Api::namespaced(client, &namespace);
     let now = Time(jiff::Timestamp::now());
     let key = (uid.clone(), r.reason, r.message.clone());
@@ -109,22 +130,14 @@ async fn write(
         }
     }
     let nanos = jiff::Timestamp::now().as_nanosecond();
-    let name = format!("{pod_name}.{nanos:x}");
+    let name = format!("{object_name}.{nanos:x}");
     let event = Event {
         metadata: ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(namespace.clone()),
             ..ObjectMeta::default()
         },
-        involved_object: ObjectReference {
-            api_version: Some("v1".to_owned()),
-            kind: Some("Pod".to_owned()),
-            name: Some(pod_name),
-            namespace: Some(namespace),
-            uid: Some(uid),
-            resource_version: r.pod.metadata.resource_version.clone(),
-            ..ObjectReference::default()
-        },
+        involved_object: r.object,
         reason: Some(r.reason.to_owned()),
         message: Some(r.message),
         type_: Some(r.type_.to_owned()),
@@ -148,5 +161,19 @@ async fn write(
         }
         // the namespace may be going away; events are best effort, as upstream's
         Err(e) => tracing::debug!(error = %e, "writing event"),
+    }
+}
+
+/// A reference to `object` for an Event's `involvedObject`.
+pub fn reference<K: Resource<DynamicType = ()>>(object: &K) -> ObjectReference {
+    let meta = object.meta();
+    ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..ObjectReference::default()
     }
 }

@@ -1,0 +1,160 @@
+//! `kube-controller-manager`: parses upstream's flags and runs [`controllers::run`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// mimalloc, as the other binaries (see the README's benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Upstream's kube-controller-manager flags (the ones this manager reads).
+#[derive(Debug, Parser)]
+#[command(
+    name = "kube-controller-manager",
+    version,
+    about = "The Kubernetes controller manager"
+)]
+struct Flags {
+    /// Path to a kubeconfig file with the manager's credentials.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Controllers to enable: `*` for the default ones, `foo` to enable, `-foo` to
+    /// disable.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
+    /// Elect a leader before running the controllers.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    leader_elect: bool,
+    /// Lease duration.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_elect_lease_duration: Duration,
+    /// Renew deadline.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    leader_elect_renew_deadline: Duration,
+    /// Retry period.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    leader_elect_retry_period: Duration,
+    /// Only `leases`.
+    #[arg(long, default_value = "leases")]
+    leader_elect_resource_lock: String,
+    /// The Lease's name.
+    #[arg(long, default_value = "kube-controller-manager")]
+    leader_elect_resource_name: String,
+    /// The Lease's namespace.
+    #[arg(long, default_value = "kube-system")]
+    leader_elect_resource_namespace: String,
+    /// ReplicaSets synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_replicaset_syncs: usize,
+    /// ReplicationControllers synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_rc_syncs: usize,
+    /// Deployments synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_deployment_syncs: usize,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    node_monitor_period: Duration,
+    /// How long a node may go without a heartbeat before it is unhealthy.
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
+    node_monitor_grace_period: Duration,
+    /// The same for a node that never reported.
+    #[arg(long, default_value = "1m0s", value_parser = parse_duration)]
+    node_startup_grace_period: Duration,
+    /// The CA bundle published as `kube-root-ca.crt` in every namespace.
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
+    /// Where the controllers' service-account tokens are kept.
+    #[arg(long, default_value = "/var/lib/kube-controller-manager/tokens")]
+    controller_token_dir: PathBuf,
+    /// Accepted for compatibility: controllers always act as their service accounts.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    use_service_account_credentials: Option<bool>,
+    /// The HTTPS port for /healthz, /readyz and /livez (0 disables it).
+    #[arg(long, default_value_t = 10257)]
+    secure_port: u16,
+    /// The address of the secure port.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// Log verbosity (accepted for compatibility; RUST_LOG sets the filter).
+    #[arg(short = 'v', long = "v", default_value_t = 0)]
+    verbosity: u8,
+}
+
+/// A Go duration (`15s`, `1m0s`, `500ms`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    component_base::parse_duration(text).ok_or_else(|| format!("invalid duration {text:?}"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let flags = Flags::parse();
+    if flags.leader_elect_resource_lock != "leases" {
+        anyhow::bail!(
+            "leader-elect-resource-lock {:?} is not supported: only \"leases\"",
+            flags.leader_elect_resource_lock
+        );
+    }
+    // refuse unknown controllers before connecting anywhere
+    controllers::enabled(&flags.controllers)?;
+    let client_config = match &flags.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let root_ca_pem = match &flags.root_ca_file {
+        Some(path) => std::fs::read_to_string(path)?,
+        // upstream publishes the client's CA when no root CA file is given
+        None => String::new(),
+    };
+    let mut options = controllers::Options::new(
+        client_config,
+        flags.controller_token_dir.clone(),
+        root_ca_pem,
+    );
+    options.controllers = flags.controllers.clone();
+    options.settings.concurrent_replicaset_syncs = flags.concurrent_replicaset_syncs;
+    options.settings.concurrent_rc_syncs = flags.concurrent_rc_syncs;
+    options.settings.concurrent_deployment_syncs = flags.concurrent_deployment_syncs;
+    options.settings.node_monitor_period = flags.node_monitor_period;
+    options.settings.node_monitor_grace_period = flags.node_monitor_grace_period;
+    options.settings.node_startup_grace_period = flags.node_startup_grace_period;
+    options.leader_election = flags.leader_elect.then(|| {
+        let mut config = controllers::lease_config(controllers::identity());
+        config.name = flags.leader_elect_resource_name.clone();
+        config.namespace = flags.leader_elect_resource_namespace.clone();
+        config.lease_duration = flags.leader_elect_lease_duration;
+        config.renew_deadline = flags.leader_elect_renew_deadline;
+        config.retry_period = flags.leader_elect_retry_period;
+        controllers::LeaderElection { config }
+    });
+    options.serve =
+        (flags.secure_port != 0).then(|| SocketAddr::new(flags.bind_address, flags.secure_port));
+    // SIGINT or SIGTERM stops it cleanly, releasing the lease
+    controllers::run(options, async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    })
+    .await?;
+    Ok(())
+}
