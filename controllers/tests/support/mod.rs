@@ -1,0 +1,216 @@
+//! What the controller integration tests share: a real in-process kube-apiserver
+//! (embedded store, RBAC, admission) with the controller manager running the
+//! controllers a test names (as their own service accounts, as `rkube up` runs them),
+//! optionally the scheduler, and fake nodes whose kubelets the `fake-kubelet` crate
+//! plays (bound pods become Running and Ready; no container runs).
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use apiserver::{Server, ServerOptions};
+use fake_kubelet::FakeKubelet;
+use kube::Client;
+
+/// How long a test waits for the cluster to reach a state.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running cluster; dropping it stops everything.
+pub struct Cluster {
+    /// A cluster-admin client.
+    pub admin: Client,
+    /// The fake kubelets of the nodes made by [`Cluster::add_nodes`].
+    pub kubelet: FakeKubelet,
+    manager_config: kube::Config,
+    ca_pem: String,
+    dir: tempfile::TempDir,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn client_config(kubeconfig: &str) -> kube::Config {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).unwrap();
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap()
+}
+
+/// What a test's cluster runs.
+pub struct Spec {
+    /// `--controllers` of the manager (the service-account controller is always added:
+    /// the ServiceAccount admission plugin needs each namespace's `default` account).
+    pub controllers: Vec<String>,
+    /// Settings of the controllers.
+    pub settings: controllers::Settings,
+    /// Whether kube-scheduler runs (pods stay unbound otherwise).
+    pub scheduler: bool,
+}
+
+impl Spec {
+    /// The named controllers with default settings, with the scheduler.
+    pub fn new(controllers: &[&str]) -> Spec {
+        Spec {
+            controllers: controllers.iter().map(|c| (*c).to_owned()).collect(),
+            settings: controllers::Settings::default(),
+            scheduler: true,
+        }
+    }
+}
+
+/// Starts an apiserver and what `spec` asks for.
+pub async fn cluster(spec: Spec) -> Cluster {
+    // RUST_LOG=controllers=debug shows the controllers' side when a test fails
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ServerOptions::defaults();
+    options.secure_port = 0;
+    options.bind_address = [127, 0, 0, 1].into();
+    options.storage_url = Some(format!(
+        "sqlite://{}",
+        dir.path().join("store.db").display()
+    ));
+    options.cert_dir = dir.path().join("pki");
+    options.authorization_mode = vec!["Node".into(), "RBAC".into()];
+    let server = Server::bind(&options).await.unwrap();
+    let pki = server.pki().unwrap();
+    let url = server.client_url();
+    let admin = Client::try_from(client_config(&server.admin_kubeconfig().unwrap()).await).unwrap();
+    let manager_config =
+        client_config(&pki.client_kubeconfig("controller-manager", &url).unwrap()).await;
+    let scheduler_config = client_config(&pki.client_kubeconfig("scheduler", &url).unwrap()).await;
+    let ca_pem = pki.ca_cert_pem.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let mut cluster = Cluster {
+        kubelet: FakeKubelet::start(admin.clone(), &[]),
+        admin,
+        manager_config,
+        ca_pem,
+        dir,
+        tasks: Vec::new(),
+        _stop: stop,
+    };
+    let mut wanted = spec.controllers.clone();
+    if !wanted
+        .iter()
+        .any(|c| c == "serviceaccount" || c == "serviceaccount-controller")
+    {
+        wanted.push("serviceaccount-controller".to_owned());
+    }
+    let manager = cluster.start_manager(wanted, spec.settings, None);
+    cluster.tasks.push(manager);
+    if spec.scheduler {
+        let client = Client::try_from(scheduler_config).unwrap();
+        let mut config = scheduler::config::KubeSchedulerConfiguration::default();
+        config.set_defaults(&scheduler::registered);
+        config.leader_election.leader_elect = false;
+        cluster.tasks.push(tokio::spawn(async move {
+            if let Err(e) =
+                scheduler::run_with_client(client, config, None, std::future::pending()).await
+            {
+                tracing::error!(error = %e, "scheduler stopped");
+            }
+        }));
+    }
+    cluster
+}
+
+impl Cluster {
+    /// Starts a controller manager running `controllers`; with `lease`, it elects a
+    /// leader first. Aborting the task kills it (no lease release).
+    pub fn start_manager(
+        &self,
+        controllers: Vec<String>,
+        settings: controllers::Settings,
+        lease: Option<component_base::leader_election::Config>,
+    ) -> tokio::task::JoinHandle<()> {
+        let mut options = controllers::Options::new(
+            self.manager_config.clone(),
+            self.dir.path().join("controller-tokens"),
+            self.ca_pem.clone(),
+        );
+        options.controllers = controllers;
+        options.settings = controllers::Settings {
+            root_ca_pem: self.ca_pem.clone(),
+            ..settings
+        };
+        options.leader_election = lease.map(|config| controllers::LeaderElection { config });
+        tokio::spawn(async move {
+            if let Err(e) = controllers::run(options, std::future::pending()).await {
+                tracing::error!(error = %e, "controller manager stopped");
+            }
+        })
+    }
+
+    /// Creates fake nodes `<prefix>-0` ... with 4 CPUs and 16 GiB each, played by the
+    /// fake kubelet.
+    pub async fn add_nodes(&self, prefix: &str, count: usize) -> Vec<String> {
+        let mut names = Vec::new();
+        for i in 0..count {
+            let name = format!("{prefix}-{i}");
+            fake_kubelet::create_node(&self.admin, &name, "4", "16Gi", serde_json::json!({}))
+                .await
+                .unwrap();
+            self.kubelet.add_node(&name);
+            names.push(name);
+        }
+        names
+    }
+
+    /// Removes the not-ready taint TaintNodesByCondition puts on new nodes (what the
+    /// node-lifecycle controller does when it runs).
+    pub async fn untaint(&self, node: &str) {
+        use kube::api::{Api, Patch, PatchParams};
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.admin.clone());
+        nodes
+            .patch(
+                node,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"taints": null}})),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Creates a namespace.
+    pub async fn namespace(&self, name: &str) {
+        use kube::api::{Api, PostParams};
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.admin.clone());
+        let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, failing the test with `what`
+/// after [`DEADLINE`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
