@@ -13,10 +13,20 @@
 //! bound by the bootstrap policy to its `system:controller:<name>` role
 //! ([`credentials`]).
 
+pub mod controller_utils;
 pub mod credentials;
+pub mod deployment;
+pub mod disruption;
+pub mod endpointslice;
+pub mod garbage_collector;
 pub mod informers;
+pub mod metrics;
+pub mod namespace;
+pub mod node_lifecycle;
+pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod service_accounts;
+pub mod taint_eviction;
 pub mod workqueue;
 
 use std::net::SocketAddr;
@@ -144,6 +154,70 @@ pub fn descriptors() -> Vec<Descriptor> {
                     cx.settings.root_ca_pem.clone(),
                 ))
             },
+        },
+        Descriptor {
+            name: node_lifecycle::NAME,
+            aliases: &["nodelifecycle"],
+            service_account: node_lifecycle::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: node_lifecycle::start,
+        },
+        Descriptor {
+            // on by default: upstream's SeparateTaintEvictionController gate is on
+            name: taint_eviction::NAME,
+            aliases: &[],
+            service_account: taint_eviction::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: taint_eviction::start,
+        },
+        Descriptor {
+            name: "replicaset-controller",
+            aliases: &["replicaset"],
+            service_account: "replicaset-controller",
+            disabled_by_default: false,
+            start: replicaset::start_replicaset,
+        },
+        Descriptor {
+            name: "replicationcontroller-controller",
+            aliases: &["replicationcontroller"],
+            service_account: "replication-controller",
+            disabled_by_default: false,
+            start: replicaset::start_replication_controller,
+        },
+        Descriptor {
+            name: endpointslice::NAME,
+            aliases: &["endpointslice"],
+            service_account: "endpointslice-controller",
+            disabled_by_default: false,
+            start: endpointslice::start,
+        },
+        Descriptor {
+            name: disruption::NAME,
+            aliases: &["disruption"],
+            service_account: "disruption-controller",
+            disabled_by_default: false,
+            start: disruption::start,
+        },
+        Descriptor {
+            name: namespace::NAME,
+            aliases: &["namespace"],
+            service_account: "namespace-controller",
+            disabled_by_default: false,
+            start: namespace::start,
+        },
+        Descriptor {
+            name: garbage_collector::NAME,
+            aliases: &["garbagecollector"],
+            service_account: garbage_collector::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: garbage_collector::start,
+        },
+        Descriptor {
+            name: deployment::NAME,
+            aliases: &["deployment"],
+            service_account: "deployment-controller",
+            disabled_by_default: false,
+            start: deployment::start,
         },
     ]
 }
@@ -283,10 +357,22 @@ pub async fn run(
     let leader_election = options.leader_election.clone();
     let lead = run_controllers(options, manager.clone(), enabled);
     let result = match leader_election {
-        Some(le) => component_base::leader_election::LeaderElector::new(manager, le.config)
-            .run(lead, shutdown)
-            .await
-            .map_err(Error::from),
+        Some(le) => {
+            let gauge = metrics::METRICS
+                .leader
+                .with_label_values(&[le.config.name.as_str()]);
+            gauge.set(0);
+            let leading = async {
+                gauge.set(1);
+                lead.await
+            };
+            let result = component_base::leader_election::LeaderElector::new(manager, le.config)
+                .run(leading, shutdown)
+                .await
+                .map_err(Error::from);
+            gauge.set(0);
+            result
+        }
         None => {
             tokio::select! {
                 () = lead => Ok(()),
@@ -342,4 +428,5 @@ fn router() -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
+        .route("/metrics", get(|| async { metrics::METRICS.render() }))
 }

@@ -3,13 +3,16 @@
 //! workers at once (one added while being processed is queued again when its worker
 //! is done), and failures come back after a per-key exponential delay (5 ms doubling
 //! to 1000 s) that an overall token bucket (10 per second, bursts of 100) also bounds,
-//! as upstream's `DefaultControllerRateLimiter`.
+//! as upstream's `DefaultControllerRateLimiter`. Once [`WorkQueue::run`] names it, the
+//! queue reports client-go's workqueue metrics under that name ([`crate::metrics`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::metrics::METRICS;
 
 /// The first retry delay of a failing key.
 const BASE_DELAY: Duration = Duration::from_millis(5);
@@ -33,6 +36,8 @@ struct State<T> {
 pub struct WorkQueue<T> {
     state: Mutex<State<T>>,
     ready: tokio::sync::Notify,
+    /// The controller's name, for the metrics.
+    name: std::sync::OnceLock<&'static str>,
 }
 
 impl<T: Clone + Eq + Hash + Send + 'static> Default for WorkQueue<T> {
@@ -48,6 +53,7 @@ impl<T: Clone + Eq + Hash + Send + 'static> Default for WorkQueue<T> {
                 shutting_down: false,
             }),
             ready: tokio::sync::Notify::new(),
+            name: std::sync::OnceLock::new(),
         }
     }
 }
@@ -73,7 +79,12 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
             return;
         }
         state.queue.push_back(key);
+        let depth = state.queue.len();
         drop(state);
+        if let Some(name) = self.name.get() {
+            METRICS.adds.with_label_values(&[name]).inc();
+            METRICS.depth.with_label_values(&[name]).set(depth as i64);
+        }
         self.ready.notify_one();
     }
 
@@ -94,6 +105,9 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
 
     /// Queues `key` again after its failure delay.
     pub fn add_rate_limited(self: &Arc<Self>, key: T) {
+        if let Some(name) = self.name.get() {
+            METRICS.retries.with_label_values(&[name]).inc();
+        }
         let delay = self.next_delay(&key);
         self.add_after(key, delay);
     }
@@ -141,6 +155,12 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
                 if let Some(key) = state.queue.pop_front() {
                     state.dirty.remove(&key);
                     state.processing.insert(key.clone());
+                    if let Some(name) = self.name.get() {
+                        METRICS
+                            .depth
+                            .with_label_values(&[name])
+                            .set(state.queue.len() as i64);
+                    }
                     return Some(key);
                 }
                 if state.shutting_down {
@@ -194,13 +214,31 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
         E: std::fmt::Display,
         T: std::fmt::Display + Sync,
     {
+        if self.name.set(controller).is_ok() {
+            // what the handlers queued before the workers started
+            let depth = self.len();
+            METRICS
+                .adds
+                .with_label_values(&[controller])
+                .inc_by(depth as u64);
+            METRICS
+                .depth
+                .with_label_values(&[controller])
+                .set(depth as i64);
+        }
         let sync = Arc::new(sync);
         let loops = (0..workers.max(1)).map(|_| {
             let queue = self.clone();
             let sync = sync.clone();
             async move {
                 while let Some(key) = queue.get().await {
-                    match sync(key.clone()).await {
+                    let started = std::time::Instant::now();
+                    let result = sync(key.clone()).await;
+                    METRICS
+                        .work_duration
+                        .with_label_values(&[controller])
+                        .observe(started.elapsed().as_secs_f64());
+                    match result {
                         Ok(()) => queue.forget(&key),
                         Err(e) => {
                             if max_retries.is_some_and(|max| queue.requeues(&key) >= max) {

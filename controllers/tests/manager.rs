@@ -59,3 +59,98 @@ async fn the_fake_kubelet_runs_pods_bound_to_its_nodes() {
     assert!(running.status.unwrap().pod_ip.is_some());
     assert_eq!(c.kubelet.pods_started(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_manager_takes_over_without_duplicating_pods() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{ListParams, Patch, PatchParams};
+    use std::time::Duration;
+
+    let c = cluster(Spec::new(&[])).await;
+    let nodes = c.add_nodes("node", 1).await;
+    c.untaint(&nodes[0]).await;
+    let lease = |identity: &str| component_base::leader_election::Config {
+        identity: identity.to_owned(),
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(500),
+        ..controllers::lease_config(String::new())
+    };
+    let wanted = vec!["replicaset".to_owned()];
+    let first = c.start_manager(
+        wanted.clone(),
+        controllers::Settings::default(),
+        Some(lease("manager-a")),
+    );
+    let leases: Api<Lease> = Api::namespaced(c.admin.clone(), "kube-system");
+    wait_for("manager-a to lead", || {
+        let leases = leases.clone();
+        async move {
+            let l = leases.get_opt("kube-controller-manager").await.unwrap()?;
+            (l.spec?.holder_identity.as_deref() == Some("manager-a")).then_some(())
+        }
+    })
+    .await;
+    let second = c.start_manager(
+        wanted,
+        controllers::Settings::default(),
+        Some(lease("manager-b")),
+    );
+
+    let sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
+    let rs: ReplicaSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 5,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+            }
+        }
+    }))
+    .unwrap();
+    wait_for("the default service account", || {
+        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
+        async move { accounts.get_opt("default").await.unwrap() }
+    })
+    .await;
+    sets.create(&PostParams::default(), &rs).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
+    let count = |pods: Api<Pod>| async move {
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    wait_for("5 pods", || {
+        let pods = pods.clone();
+        async move { (count(pods).await == 5).then_some(()) }
+    })
+    .await;
+
+    // kill the leader (no lease release) and scale up meanwhile
+    first.abort();
+    sets.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": 8}})),
+    )
+    .await
+    .unwrap();
+    wait_for("8 pods from the new leader", || {
+        let pods = pods.clone();
+        async move { (count(pods).await == 8).then_some(()) }
+    })
+    .await;
+    let lease = leases.get("kube-controller-manager").await.unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("manager-b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+    // no duplicates once things settle
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(pods.clone()).await, 8);
+    second.abort();
+}

@@ -154,8 +154,10 @@ pub async fn up(
             certs::write_private_file(&path, config.as_bytes())?;
         }
     }
-    let controllers = start_controllers(options, pki, &url).await?;
-    let scheduler = start_scheduler(pki, &url).await?;
+    // the components stop (releasing their leases) before the apiserver does
+    let (stop_components, stopping) = tokio::sync::watch::channel(false);
+    let controllers = start_controllers(options, pki, &url, stopping.clone()).await?;
+    let scheduler = start_scheduler(pki, &url, stopping).await?;
     println!(
         "{what} is up: kube-apiserver on {url} (listening on {})",
         server.local_addr()
@@ -180,9 +182,19 @@ pub async fn up(
     );
     println!("stop with Ctrl-C (SIGINT) or SIGTERM");
 
-    server.serve(shutdown).await?;
-    controllers.abort();
-    scheduler.abort();
+    server
+        .serve(async move {
+            shutdown.await;
+            let _ = stop_components.send(true);
+            let stopped = futures::future::join(controllers, scheduler);
+            if tokio::time::timeout(std::time::Duration::from_secs(5), stopped)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the scheduler or controller manager did not stop within 5 s");
+            }
+        })
+        .await?;
     println!("{what} stopped");
     Ok(())
 }
@@ -210,6 +222,7 @@ async fn component_client_config(
 async fn start_scheduler(
     pki: &certs::Pki,
     url: &str,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, UpError> {
     let config = component_client_config(pki, url, "scheduler", "kube-scheduler").await?;
     let client = kube::Client::try_from(config).map_err(|e| UpError::ComponentConfig {
@@ -226,7 +239,7 @@ async fn start_scheduler(
                 client.clone(),
                 scheduler_config.clone(),
                 None,
-                std::future::pending(),
+                stopped(stopping.clone()),
             )
             .await
             {
@@ -248,6 +261,7 @@ async fn start_controllers(
     options: &UpOptions,
     pki: &certs::Pki,
     url: &str,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, UpError> {
     let config =
         component_client_config(pki, url, "controller-manager", "kube-controller-manager").await?;
@@ -259,7 +273,7 @@ async fn start_controllers(
         loop {
             let controller_options =
                 controllers::Options::new(config.clone(), token_dir.clone(), ca.clone());
-            match controllers::run(controller_options, std::future::pending()).await {
+            match controllers::run(controller_options, stopped(stopping.clone())).await {
                 Ok(()) => return,
                 Err(controllers::Error::Lost(_)) => {
                     tracing::warn!("kube-controller-manager lost its lease; campaigning again")
@@ -271,6 +285,12 @@ async fn start_controllers(
             }
         }
     }))
+}
+
+/// Completes once `rkube up` is stopping.
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    // an error means the sender is gone: stopping too
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// `$HOME/.kube/config`.

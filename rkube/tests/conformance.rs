@@ -31,25 +31,23 @@ fn kubectls() -> Vec<String> {
 #[test]
 fn conformance_scenarios_pass_against_rkube_up() {
     let up = RkubeUp::start();
-    // a schedulable Node object (no kubelet): scheduling scenarios need a node for the
-    // scheduler to weigh, as any real cluster has
-    let node = up.dir.path().join("node.json");
-    std::fs::write(
-        &node,
-        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "conformance-node"},
-            "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}"#,
-    )
-    .unwrap();
-    common::stdout_of(&up.kubeconfig, &["create", "-f", node.to_str().unwrap()]);
-    common::stdout_of(
-        &up.kubeconfig,
-        &[
-            "taint",
-            "nodes",
+    // a schedulable node, as any real cluster has: a Node object played by the
+    // fake-kubelet test helper (it heartbeats, so the node-lifecycle controller keeps
+    // it Ready, and bound pods become Running and Ready)
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _entered = runtime.enter();
+    let admin = runtime.block_on(common::client_of(&up.kubeconfig));
+    runtime
+        .block_on(fake_kubelet::create_node(
+            &admin,
             "conformance-node",
-            "node.kubernetes.io/not-ready:NoSchedule-",
-        ],
-    );
+            "4",
+            "8Gi",
+            serde_json::json!({}),
+        ))
+        .unwrap();
+    let _kubelet = fake_kubelet::FakeKubelet::start(admin, &["conformance-node"]);
+    common::wait_for_untainted(&up.kubeconfig, "conformance-node");
     let mut failures = Vec::new();
     for kubectl in kubectls() {
         let cluster = conformance::Cluster::new(&up.kubeconfig).with_kubectl(&kubectl);

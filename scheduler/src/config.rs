@@ -465,6 +465,57 @@ mod tests {
     }
 
     #[test]
+    fn every_default_plugin_is_built_in_upstreams_order() {
+        // upstream's getDefaultPlugins (apis/config/v1/default_plugins.go), v1.33
+        let upstream = [
+            "SchedulingGates",
+            "PrioritySort",
+            "NodeUnschedulable",
+            "NodeName",
+            "TaintToleration",
+            "NodeAffinity",
+            "NodePorts",
+            "NodeResourcesFit",
+            "VolumeRestrictions",
+            "NodeVolumeLimits",
+            "VolumeBinding",
+            "VolumeZone",
+            "PodTopologySpread",
+            "InterPodAffinity",
+            "DefaultPreemption",
+            "NodeResourcesBalancedAllocation",
+            "ImageLocality",
+            "DefaultBinder",
+        ];
+        // with the real registry nothing is left out any more
+        let defaults = default_plugins(&crate::registered);
+        let names: Vec<&str> = defaults
+            .multi_point
+            .enabled
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, upstream);
+        let weight = |name: &str| {
+            defaults
+                .multi_point
+                .enabled
+                .iter()
+                .find(|p| p.name == name)
+                .and_then(|p| p.weight)
+        };
+        // the volume plugins score nothing by default (StorageCapacityScoring is alpha)
+        for name in [
+            "VolumeRestrictions",
+            "NodeVolumeLimits",
+            "VolumeBinding",
+            "VolumeZone",
+        ] {
+            assert_eq!(weight(name), None, "{name}");
+        }
+    }
+
+    #[test]
     fn profiles_merge_with_defaults_as_upstream() {
         let text = r#"
 apiVersion: kubescheduler.config.k8s.io/v1

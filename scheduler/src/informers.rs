@@ -11,21 +11,23 @@ use apimachinery::labels::Selector;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::{CSIDriver, CSINode, StorageClass};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
 use crate::framework::events::{node_update_actions, pod_update_actions};
 use crate::framework::nominator::Nominator;
-use crate::framework::registry::{Handle, WorkloadSelector};
+use crate::framework::registry::{Handle, Store, WorkloadSelector};
 use crate::framework::runtime::Framework;
 use crate::framework::{ActionType, ClusterEvent, EventObject, EventResource, PodInfo};
 use crate::schedule_one::Shared;
 
 /// How many informers report their first full list (pods, nodes, namespaces,
-/// PodDisruptionBudgets, and the four workload kinds whose selectors
-/// PodTopologySpread's defaults use).
-pub const INFORMERS: usize = 8;
+/// PodDisruptionBudgets, the four workload kinds whose selectors PodTopologySpread's
+/// defaults use, and the five storage kinds the volume plugins read).
+pub const INFORMERS: usize = 13;
 
 /// Keeps the local copies each watch needs to tell adds from updates and to find
 /// objects that vanished across a relist.
@@ -54,7 +56,55 @@ pub async fn run(
 ) {
     let selectors = handle.workload_selectors.clone();
     let pdbs = handle.pdbs.clone();
+    let volumes = handle.volumes.clone();
+    let (storage_client, storage_shared, storage_synced) =
+        (client.clone(), shared.clone(), synced.clone());
+    let storage = async move {
+        let (client, shared, synced) = (storage_client, storage_shared, storage_synced);
+        futures::join!(
+            watch_store::<PersistentVolumeClaim>(
+                client.clone(),
+                volumes.pvcs,
+                shared.clone(),
+                synced.clone(),
+                Some((
+                    EventResource::PersistentVolumeClaim,
+                    "PersistentVolumeClaim"
+                )),
+            ),
+            watch_store::<PersistentVolume>(
+                client.clone(),
+                volumes.pvs,
+                shared.clone(),
+                synced.clone(),
+                Some((EventResource::PersistentVolume, "PersistentVolume")),
+            ),
+            watch_store::<StorageClass>(
+                client.clone(),
+                volumes.storage_classes,
+                shared.clone(),
+                synced.clone(),
+                Some((EventResource::StorageClass, "StorageClass")),
+            ),
+            watch_store::<CSINode>(
+                client.clone(),
+                volumes.csi_nodes,
+                shared.clone(),
+                synced.clone(),
+                Some((EventResource::CsiNode, "CSINode")),
+            ),
+            // no CSIDriver event resource: NodeVolumeLimits and VolumeBinding only read it
+            watch_store::<CSIDriver>(
+                client.clone(),
+                volumes.csi_drivers,
+                shared.clone(),
+                synced.clone(),
+                None,
+            ),
+        )
+    };
     futures::join!(
+        storage,
         watch_pods(
             client.clone(),
             shared.clone(),
@@ -107,6 +157,74 @@ pub async fn run(
                 .and_then(|s| crate::framework::types::label_selector(Some(&s.selector)).ok())
         }),
     );
+}
+
+/// The key a [`Store`] keeps an object under: `namespace/name`, or `name` for
+/// cluster-scoped kinds.
+fn store_key<K: kube::Resource>(obj: &K) -> String {
+    let name = obj.meta().name.as_deref().unwrap_or("");
+    match obj.meta().namespace.as_deref() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// Keeps every object of one storage kind in `store` and, when `event` names a
+/// resource, tells the queue of adds and updates (upstream's storage event handlers:
+/// a new or changed claim, volume, class or CSINode may help a pod the volume plugins
+/// rejected). The objects travel as [`EventObject::Other`]: the volume plugins'
+/// registrations for these kinds carry no queueing hints.
+async fn watch_store<K>(
+    client: kube::Client,
+    store: Store<K>,
+    shared: Arc<Shared>,
+    synced: Arc<AtomicUsize>,
+    event: Option<(EventResource, &'static str)>,
+) where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default,
+{
+    let deleting = store.clone();
+    drive(
+        kube::Api::<K>::all(client),
+        watcher::Config::default(),
+        synced,
+        |old: Option<Arc<K>>, obj: Arc<K>| {
+            store
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(store_key(&*obj), obj);
+            if let Some((resource, label)) = event {
+                let action = if old.is_some() {
+                    ActionType::UPDATE
+                } else {
+                    ActionType::ADD
+                };
+                shared.queue.on_event(
+                    ClusterEvent {
+                        resource,
+                        action,
+                        label,
+                    },
+                    old.as_ref().map(|_| &EventObject::Other),
+                    Some(&EventObject::Other),
+                );
+            }
+        },
+        |obj: Arc<K>| {
+            deleting
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&store_key(&*obj));
+        },
+    )
+    .await;
 }
 
 /// Keeps the PodDisruptionBudgets for preemption.

@@ -597,3 +597,67 @@ async fn a_higher_priority_pod_preempts_a_lower_priority_one() {
         .unwrap();
     assert_eq!(wait_bound(&c.admin, "important").await, "only");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_with_a_local_volume_goes_to_the_volumes_node() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let c = cluster().await;
+    // "a" is the roomier node: without the volume the scoring plugins would pick it
+    create_node(&c.admin, "a", "8", json!({})).await;
+    create_node(&c.admin, "b", "2", json!({})).await;
+    let _s = start_scheduler(c.scheduler.clone(), no_leader_election());
+    create_pod(
+        &c.admin,
+        "uses-local",
+        "100m",
+        json!({"spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "local-claim"}}]}}),
+    )
+    .await;
+    // the claim does not exist yet: upstream's VolumeRestrictions/VolumeBinding words
+    let e = wait_event(&c.admin, "uses-local", "FailedScheduling", None).await;
+    let message = e.message.unwrap_or_default();
+    assert!(
+        message.contains(r#"persistentvolumeclaim "local-claim" not found"#),
+        "{message}"
+    );
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": "local-b"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "local",
+            "local": {"path": "/mnt/disks/b"},
+            "claimRef": {"namespace": "default", "name": "local-claim"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["b"]}]}]}}
+        }
+    }))
+    .unwrap();
+    Api::<PersistentVolume>::all(c.admin.clone())
+        .create(&PostParams::default(), &pv)
+        .await
+        .unwrap();
+    // bound as the PV controller leaves a claim (no controller runs here)
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "local-claim", "namespace": "default",
+            "annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "local",
+            "volumeName": "local-b",
+            "resources": {"requests": {"storage": "1Gi"}}
+        }
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(c.admin.clone(), "default")
+        .create(&PostParams::default(), &pvc)
+        .await
+        .unwrap();
+    // the claim's creation requeues the pod; the volume's node affinity picks "b"
+    assert_eq!(wait_bound(&c.admin, "uses-local").await, "b");
+    // a pod without volumes still prefers the roomier node
+    create_pod(&c.admin, "no-volumes", "100m", json!({})).await;
+    assert_eq!(wait_bound(&c.admin, "no-volumes").await, "a");
+}

@@ -86,7 +86,11 @@ pub async fn cluster(spec: Spec) -> Cluster {
     let server = Server::bind(&options).await.unwrap();
     let pki = server.pki().unwrap();
     let url = server.client_url();
-    let admin = Client::try_from(client_config(&server.admin_kubeconfig().unwrap()).await).unwrap();
+    let mut admin_config = client_config(&server.admin_kubeconfig().unwrap()).await;
+    // tests see the apiserver's answers as they are: kube-rs would otherwise retry a
+    // 429 (an eviction a budget refuses) for minutes
+    admin_config.default_retry = false;
+    let admin = Client::try_from(admin_config).unwrap();
     let manager_config =
         client_config(&pki.client_kubeconfig("controller-manager", &url).unwrap()).await;
     let scheduler_config = client_config(&pki.client_kubeconfig("scheduler", &url).unwrap()).await;

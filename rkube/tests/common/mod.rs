@@ -164,3 +164,35 @@ impl RkubeUp {
         }
     }
 }
+
+/// A kube-rs client of the cluster `kubeconfig` names.
+pub async fn client_of(kubeconfig: &Path) -> kube::Client {
+    let text = std::fs::read_to_string(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&text).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Waits until the node-lifecycle controller has lifted the not-ready taint new nodes
+/// get from the TaintNodesByCondition admission plugin.
+pub fn wait_for_untainted(kubeconfig: &Path, node: &str) {
+    let start = Instant::now();
+    loop {
+        let taints = stdout_of(
+            kubeconfig,
+            &["get", "node", node, "-o", "jsonpath={.spec.taints}"],
+        );
+        if !taints.contains("node.kubernetes.io/not-ready") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{node} keeps its not-ready taint: {taints}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

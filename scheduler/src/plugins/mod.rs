@@ -10,10 +10,14 @@ pub mod node_name;
 pub mod node_ports;
 pub mod node_resources;
 pub mod node_unschedulable;
+pub mod node_volume_limits;
 pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod scheduling_gates;
 pub mod taint_toleration;
+pub mod volume_binding;
+pub mod volume_restrictions;
+pub mod volume_zone;
 
 use std::collections::BTreeMap;
 
@@ -21,7 +25,7 @@ use crate::framework::registry::PluginFactory;
 
 /// Upstream's `NewInTreeRegistry`: every plugin built so far.
 pub fn registry() -> BTreeMap<&'static str, PluginFactory> {
-    let entries: [(&'static str, PluginFactory); 15] = [
+    let entries: [(&'static str, PluginFactory); 19] = [
         (scheduling_gates::NAME, scheduling_gates::new),
         (priority_sort::NAME, priority_sort::new),
         (node_unschedulable::NAME, node_unschedulable::new),
@@ -37,6 +41,10 @@ pub fn registry() -> BTreeMap<&'static str, PluginFactory> {
         (image_locality::NAME, image_locality::new),
         (inter_pod_affinity::NAME, inter_pod_affinity::new),
         (pod_topology_spread::NAME, pod_topology_spread::new),
+        (volume_restrictions::NAME, volume_restrictions::new),
+        (node_volume_limits::NAME, node_volume_limits::new),
+        (volume_binding::NAME, volume_binding::new),
+        (volume_zone::NAME, volume_zone::new),
         (default_binder::NAME, default_binder::new),
         (default_preemption::NAME, default_preemption::new),
         // keeps the array length honest when a plugin is added
