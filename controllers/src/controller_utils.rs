@@ -6,7 +6,6 @@
 //! expectations that keep a controller from acting twice on what it has not yet seen.
 
 use std::borrow::Borrow;
-use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
@@ -438,15 +437,22 @@ pub fn delete_before(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: jiff::
 /// Sorts `pods` (each with its rank: how many related active pods share its node) so
 /// that those to delete first come first, by [`delete_before`].
 pub fn sort_for_deletion<P: Borrow<Pod>>(pods: &mut [(P, usize)], now: jiff::Timestamp) {
-    pods.sort_by(|(a, ra), (b, rb)| {
-        if delete_before(a.borrow(), *ra, b.borrow(), *rb, now) {
-            Ordering::Less
-        } else if delete_before(b.borrow(), *rb, a.borrow(), *ra, now) {
-            Ordering::Greater
-        } else {
-            Ordering::Equal
+    // upstream's order compares ready and creation times in log-scale buckets, so it
+    // is not always transitive; Rust's `sort_by` may panic on such an order, so a
+    // plain insertion sort (stable, never panics, as tolerant as Go's sort) is used
+    for i in 1..pods.len() {
+        let mut j = i;
+        while j > 0 {
+            let (before, after) = pods.split_at_mut(j);
+            let (a, ra) = &after[0];
+            let (b, rb) = &before[j - 1];
+            if !delete_before(a.borrow(), *ra, b.borrow(), *rb, now) {
+                break;
+            }
+            pods.swap(j - 1, j);
+            j -= 1;
         }
-    });
+    }
 }
 
 /// The rank of each of `pods`: how many active pods of `related` run on its node

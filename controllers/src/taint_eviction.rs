@@ -414,7 +414,10 @@ impl Controller {
                     self.cancel(key);
                     created = earlier;
                 }
-                self.schedule(key, created, created + delay);
+                // a toleration too long to express as an instant never ends
+                if let Some(at) = created.checked_add(delay) {
+                    self.schedule(key, created, at);
+                }
             }
         }
     }
