@@ -582,6 +582,23 @@ impl Expectations {
     }
 }
 
+/// The cause a create fails with while its namespace is being deleted
+/// (`v1.NamespaceTerminatingCause`): every later create fails too, so controllers stay
+/// quiet about it.
+pub const NAMESPACE_TERMINATING_CAUSE: &str = "NamespaceTerminating";
+
+/// Whether an API error carries `cause` among its Status causes (upstream's
+/// `errors.HasStatusCause`).
+pub fn has_status_cause(e: &kube::Error, cause: &str) -> bool {
+    match e {
+        kube::Error::Api(status) => status
+            .details
+            .as_ref()
+            .is_some_and(|d| d.causes.iter().any(|c| c.reason == cause)),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

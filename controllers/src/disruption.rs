@@ -72,6 +72,7 @@ fn scaled(value: &IntOrString, total: i32) -> Result<i32, String> {
 
 struct Controller {
     cx: Context,
+    queue: Arc<WorkQueue<String>>,
     budgets: Informer<PodDisruptionBudget>,
     pods: Informer<Pod>,
     replica_sets: Informer<ReplicaSet>,
@@ -81,8 +82,9 @@ struct Controller {
 }
 
 impl Controller {
-    /// The scale of a pod's controller, by its uid (upstream's finders).
-    fn controller_scale(&self, pod: &Pod) -> Result<(String, i32), String> {
+    /// The scale of a pod's controller, by its uid (upstream's finders); `None` for a
+    /// pod no controller owns.
+    fn controller_scale(&self, pod: &Pod) -> Result<Option<(String, i32)>, String> {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
         let no_controller = || {
             format!(
@@ -90,7 +92,9 @@ impl Controller {
                 pod.metadata.name.as_deref().unwrap_or_default()
             )
         };
-        let owner = controller_of(&pod.metadata).ok_or_else(no_controller)?;
+        let Some(owner) = controller_of(&pod.metadata) else {
+            return Ok(None);
+        };
         let group = owner.api_version.split('/').next().unwrap_or_default();
         match (group, owner.kind.as_str()) {
             ("apps", "ReplicaSet") => {
@@ -111,11 +115,11 @@ impl Controller {
                             .as_ref()
                             .and_then(|s| s.replicas)
                             .unwrap_or(1);
-                        return Ok((d.uid.clone(), replicas));
+                        return Ok(Some((d.uid.clone(), replicas)));
                     }
                 }
                 let replicas = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                Ok((owner.uid.clone(), replicas))
+                Ok(Some((owner.uid.clone(), replicas)))
             }
             ("apps", "StatefulSet") => {
                 let ss = self
@@ -123,10 +127,10 @@ impl Controller {
                     .get(namespace, &owner.name)
                     .filter(|s| s.metadata.uid.as_deref() == Some(owner.uid.as_str()))
                     .ok_or_else(no_controller)?;
-                Ok((
+                Ok(Some((
                     owner.uid.clone(),
                     ss.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-                ))
+                )))
             }
             ("v1", "ReplicationController") => {
                 let rc = self
@@ -134,28 +138,34 @@ impl Controller {
                     .get(namespace, &owner.name)
                     .filter(|r| r.metadata.uid.as_deref() == Some(owner.uid.as_str()))
                     .ok_or_else(no_controller)?;
-                Ok((
+                Ok(Some((
                     owner.uid.clone(),
                     rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-                ))
+                )))
             }
             _ => Err(no_controller()),
         }
     }
 
     /// Upstream's `getExpectedPodCount` and `countHealthyPods`.
+    /// Pods no controller owns are named in `unmanaged` and left out of the expected
+    /// count, as upstream's.
     fn counts(
         &self,
         budget: &PodDisruptionBudget,
         pods: &[Arc<Pod>],
-        now: jiff::Timestamp,
+        disrupted: &BTreeMap<String, Time>,
+        unmanaged: &mut Vec<String>,
     ) -> Result<Counts, String> {
         let spec = budget.spec.clone().unwrap_or_default();
-        let expected_from_controllers = || -> Result<i32, String> {
+        let mut expected_from_controllers = || -> Result<i32, String> {
             let mut seen = HashSet::new();
             let mut total = 0i32;
             for pod in pods {
-                let (uid, replicas) = self.controller_scale(pod)?;
+                let Some((uid, replicas)) = self.controller_scale(pod)? else {
+                    unmanaged.push(pod.metadata.name.clone().unwrap_or_default());
+                    continue;
+                };
                 if seen.insert(uid) {
                     total = total.saturating_add(replicas);
                 }
@@ -166,7 +176,7 @@ impl Controller {
             (Some(max), _) => {
                 let expected = expected_from_controllers()?;
                 let max = scaled(max, expected)?;
-                (expected, (expected - max).max(0))
+                (expected, expected.saturating_sub(max).max(0))
             }
             (None, Some(IntOrString::Int(min))) => (pods.len() as i32, *min),
             (None, Some(min)) => {
@@ -175,18 +185,10 @@ impl Controller {
             }
             (None, None) => (0, 0),
         };
-        let disrupted = budget
-            .status
-            .as_ref()
-            .and_then(|s| s.disrupted_pods.clone())
-            .unwrap_or_default();
         let current_healthy = pods
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter(|p| {
-                let name = p.metadata.name.as_deref().unwrap_or_default();
-                !disrupted.get(name).is_some_and(|at| recently(at, now))
-            })
+            .filter(|p| !disrupted.contains_key(p.metadata.name.as_deref().unwrap_or_default()))
             .filter(|p| is_pod_ready(p))
             .count() as i32;
         Ok(Counts {
@@ -213,11 +215,63 @@ impl Controller {
                 .collect(),
             Err(_) => Vec::new(),
         };
+        if pods.is_empty() {
+            self.cx.recorder.event(
+                &*budget,
+                "Normal",
+                "NoPods",
+                "No matching pods found".to_owned(),
+                self.cx.name,
+            );
+        }
+        let Disruptions {
+            current: disrupted,
+            recheck,
+            not_deleted,
+        } = current_disruptions(&budget, &pods, now);
+        for pod in not_deleted {
+            self.cx.recorder.event(
+                &*pod,
+                "Warning",
+                "NotDeleted",
+                format!("Pod was expected by PDB {namespace}/{name} to be deleted but it wasn't"),
+                self.cx.name,
+            );
+        }
+        let mut unmanaged = Vec::new();
         let counts = match selector {
             Err(e) => Err(e.to_string()),
-            Ok(_) => self.counts(&budget, &pods, now),
+            Ok(_) => self.counts(&budget, &pods, &disrupted, &mut unmanaged),
         };
-        let status = new_status(&budget, counts, now);
+        match &counts {
+            Err(e) => self.cx.recorder.event(
+                &*budget,
+                "Warning",
+                "CalculateExpectedPodCountFailed",
+                format!("Failed to calculate the number of expected pods: {e}"),
+                self.cx.name,
+            ),
+            Ok(_) if !unmanaged.is_empty() => {
+                tracing::debug!(budget = %key, pods = ?unmanaged, "found unmanaged pods associated with this PDB");
+                self.cx.recorder.event(
+                    &*budget,
+                    "Warning",
+                    "UnmanagedPods",
+                    format!(
+                        "Pods selected by this PodDisruptionBudget (selector: {}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set \".spec.minAvailable\" field of the PDB to an integer value.",
+                        selector_text(&budget)
+                    ),
+                    self.cx.name,
+                );
+            }
+            Ok(_) => {}
+        }
+        if let Some(at) = recheck {
+            // an eviction's pod should be gone by then; if not, it counts again
+            let after = at.duration_since(now).unsigned_abs();
+            self.queue.add_after(key.to_owned(), after);
+        }
+        let status = new_status(&budget, counts, disrupted, now);
         if budget
             .status
             .as_ref()
@@ -240,32 +294,110 @@ impl Controller {
     }
 }
 
-fn recently(at: &Time, now: jiff::Timestamp) -> bool {
+/// When an eviction recorded at `at` should have deleted its pod.
+fn expected_deletion(at: &Time) -> Option<jiff::Timestamp> {
     at.0.checked_add(jiff::SignedDuration::from_secs(
         DISRUPTED_TTL.as_secs() as i64
     ))
-    .is_ok_and(|until| until > now)
+    .ok()
+}
+
+/// The evictions still in force (upstream's `buildDisruptedPodMap`): those in
+/// `status.disruptedPods` whose pods exist, are not yet being deleted and were evicted
+/// less than two minutes ago; with when the earliest of them expires, and the pods
+/// whose eviction expired without them going (they count again).
+struct Disruptions {
+    current: BTreeMap<String, Time>,
+    recheck: Option<jiff::Timestamp>,
+    not_deleted: Vec<Arc<Pod>>,
+}
+
+fn current_disruptions(
+    budget: &PodDisruptionBudget,
+    pods: &[Arc<Pod>],
+    now: jiff::Timestamp,
+) -> Disruptions {
+    let mut out = Disruptions {
+        current: BTreeMap::new(),
+        recheck: None,
+        not_deleted: Vec::new(),
+    };
+    let Some(recorded) = budget
+        .status
+        .as_ref()
+        .and_then(|s| s.disrupted_pods.as_ref())
+    else {
+        return out;
+    };
+    for pod in pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let Some(at) = recorded.get(&name) else {
+            continue;
+        };
+        match expected_deletion(at) {
+            Some(until) if until > now => {
+                out.recheck = Some(out.recheck.map_or(until, |r| r.min(until)));
+                out.current.insert(name, at.clone());
+            }
+            _ => out.not_deleted.push(pod.clone()),
+        }
+    }
+    out
+}
+
+/// The budget's selector as upstream's message prints it (Go's `%v` of a
+/// `*LabelSelector`).
+fn selector_text(budget: &PodDisruptionBudget) -> String {
+    let Some(selector) = budget.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+        return "nil".to_owned();
+    };
+    let labels: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}: {v},"))
+        .collect();
+    let expressions: Vec<String> = selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "LabelSelectorRequirement{{Key:{},Operator:{},Values:[{}],}},",
+                e.key,
+                e.operator,
+                e.values.clone().unwrap_or_default().join(" ")
+            )
+        })
+        .collect();
+    format!(
+        "&LabelSelector{{MatchLabels:map[string]string{{{}}},MatchExpressions:[]LabelSelectorRequirement{{{}}},}}",
+        labels.join(""),
+        expressions.join("")
+    )
 }
 
 /// The budget's new status from its counts (or why they are unknown).
 fn new_status(
     budget: &PodDisruptionBudget,
     counts: Result<Counts, String>,
+    disrupted: BTreeMap<String, Time>,
     now: jiff::Timestamp,
 ) -> PodDisruptionBudgetStatus {
     let old = budget.status.clone().unwrap_or_default();
     let generation = budget.metadata.generation;
-    // evictions older than the TTL, or of pods that are gone, are forgotten
-    let disrupted: BTreeMap<String, Time> = old
-        .disrupted_pods
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(_, at)| recently(at, now))
-        .collect();
     let (status, reason, message, counts) = match counts {
         Ok(c) => {
-            let allowed = (c.current_healthy - c.desired_healthy).max(0);
+            // a budget that expects no pods allows nothing: its first pods may appear
+            // before it is looked at again
+            let allowed = if c.expected <= 0 {
+                0
+            } else {
+                c.current_healthy.saturating_sub(c.desired_healthy).max(0)
+            };
             let (status, reason) = if allowed > 0 {
                 ("True", "SufficientPods")
             } else {
@@ -333,7 +465,9 @@ fn same_status(a: &PodDisruptionBudgetStatus, b: &PodDisruptionBudgetStatus) -> 
 
 /// Starts the controller.
 pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
+    let queue = WorkQueue::<String>::new();
     let controller = Arc::new(Controller {
+        queue: queue.clone(),
         budgets: cx.informers.informer::<PodDisruptionBudget>(),
         pods: cx.informers.informer::<Pod>(),
         replica_sets: cx.informers.informer::<ReplicaSet>(),
@@ -342,7 +476,6 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
         replication_controllers: cx.informers.informer::<ReplicationController>(),
         cx,
     });
-    let queue = WorkQueue::<String>::new();
     let q = queue.clone();
     controller.budgets.add_handler(move |change| {
         let (Change::Added(b) | Change::Updated { new: b, .. } | Change::Deleted(b)) = change;
@@ -430,6 +563,7 @@ mod tests {
                 desired_healthy: 2,
                 current_healthy: 3,
             }),
+            BTreeMap::new(),
             now,
         );
         assert_eq!(s.disruptions_allowed, 1);
@@ -447,11 +581,17 @@ mod tests {
                 desired_healthy: 2,
                 current_healthy: 1,
             }),
+            BTreeMap::new(),
             now,
         );
         assert_eq!(s.disruptions_allowed, 0);
         assert_eq!(s.conditions.as_ref().unwrap()[0].reason, "InsufficientPods");
-        let failed = new_status(&b, Err("found no controllers for pod \"x\"".into()), now);
+        let failed = new_status(
+            &b,
+            Err("found no controllers for pod \"x\"".into()),
+            BTreeMap::new(),
+            now,
+        );
         assert_eq!(failed.disruptions_allowed, 0);
         let c = &failed.conditions.as_ref().unwrap()[0];
         assert_eq!(c.reason, "SyncFailed");
@@ -459,15 +599,35 @@ mod tests {
     }
 
     #[test]
-    fn old_evictions_are_forgotten() {
-        let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
+    fn evictions_count_until_their_pods_go_or_two_minutes_pass() {
+        let now = jiff::Timestamp::now();
+        let long_ago = now - jiff::SignedDuration::from_secs(600);
         let b: PodDisruptionBudget = serde_json::from_value(json!({
             "metadata": {"name": "b", "namespace": "default"},
             "spec": {"minAvailable": 1},
-            "status": {"disruptedPods": {"old": long_ago.to_string(), "new": jiff::Timestamp::now().to_string()},
+            "status": {"disruptedPods": {"old": long_ago.to_string(), "new": now.to_string(),
+                    "gone": now.to_string(), "deleting": now.to_string()},
                 "currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0}
         }))
         .unwrap();
+        let pod = |name: &str, deleting: bool| -> Arc<Pod> {
+            let mut meta = json!({"name": name, "namespace": "default"});
+            if deleting {
+                meta["deletionTimestamp"] = json!(now.to_string());
+            }
+            Arc::new(serde_json::from_value(json!({"metadata": meta})).unwrap())
+        };
+        let pods = [pod("old", false), pod("new", false), pod("deleting", true)];
+        let d = current_disruptions(&b, &pods, now);
+        let kept: Vec<&String> = d.current.keys().collect();
+        assert_eq!(kept, ["new"]);
+        let expired: Vec<_> = d
+            .not_deleted
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(expired, ["old"]);
+        assert_eq!(d.recheck, Some(now + jiff::SignedDuration::from_secs(120)));
         let s = new_status(
             &b,
             Ok(Counts {
@@ -475,9 +635,26 @@ mod tests {
                 desired_healthy: 1,
                 current_healthy: 1,
             }),
-            jiff::Timestamp::now(),
+            d.current,
+            now,
         );
         let kept: Vec<&String> = s.disrupted_pods.as_ref().unwrap().keys().collect();
         assert_eq!(kept, ["new"]);
+    }
+
+    #[test]
+    fn a_budget_expecting_no_pods_allows_nothing() {
+        let b = budget(json!({"maxUnavailable": 0}));
+        let s = new_status(
+            &b,
+            Ok(Counts {
+                expected: 0,
+                desired_healthy: 0,
+                current_healthy: 2,
+            }),
+            BTreeMap::new(),
+            jiff::Timestamp::now(),
+        );
+        assert_eq!(s.disruptions_allowed, 0);
     }
 }

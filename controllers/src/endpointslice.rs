@@ -80,7 +80,7 @@ fn family(ip: &str) -> &'static str {
 
 /// Resolves one Service port against a pod: a numbered target port as is, a named one
 /// by the pod's container ports of the same protocol (`None` when the pod has none).
-fn resolve_port(port: &ServicePort, pod: &Pod) -> Option<i32> {
+pub(crate) fn resolve_port(port: &ServicePort, pod: &Pod) -> Option<i32> {
     let protocol = port.protocol.as_deref().unwrap_or("TCP");
     match &port.target_port {
         None => Some(port.port),
@@ -146,7 +146,7 @@ fn endpoint(service: &Service, pod: &Pod, ip: &str, zone: Option<String>) -> End
         addresses: vec![ip.to_owned()],
         conditions: Some(EndpointConditions {
             ready: Some(publish || (ready && !terminating)),
-            serving: Some(publish || ready),
+            serving: Some(ready),
             terminating: Some(terminating),
         }),
         hostname,
@@ -239,7 +239,11 @@ fn slice_labels(service: &Service) -> BTreeMap<String, String> {
                 && k != "service.kubernetes.io/headless"
         })
         .collect();
-    if service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
+    // upstream's `!IsServiceIPSet`: no cluster IP, or `None`
+    if matches!(
+        service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()),
+        None | Some("" | "None")
+    ) {
         labels.insert("service.kubernetes.io/headless".to_owned(), String::new());
     }
     labels.insert(
@@ -475,6 +479,17 @@ impl Tracker {
             .insert(name, rv);
     }
 
+    /// A slice went away: unless this controller deleted it, what was written is
+    /// moot (someone else deleted the slice) and the Service must be synced afresh.
+    fn deleted(&self, service: &str, name: &str) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(expected) = written.get_mut(service) {
+            if matches!(expected.get(name), Some(Some(_))) {
+                expected.remove(name);
+            }
+        }
+    }
+
     fn forget(&self, service: &str) {
         self.written
             .lock()
@@ -489,10 +504,10 @@ struct Controller {
     pods: Informer<Pod>,
     slices: Informer<EndpointSlice>,
     nodes: Informer<Node>,
-    tracker: Tracker,
+    tracker: Arc<Tracker>,
 }
 
-fn selector_of(service: &Service) -> Option<Selector> {
+pub(crate) fn selector_of(service: &Service) -> Option<Selector> {
     let spec = service.spec.as_ref()?;
     if spec.type_.as_deref() == Some("ExternalName") {
         return None;
@@ -609,7 +624,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
         pods: cx.informers.informer::<Pod>(),
         slices: cx.informers.informer::<EndpointSlice>(),
         nodes: cx.informers.informer::<Node>(),
-        tracker: Tracker::default(),
+        tracker: Arc::default(),
         cx,
     });
     let queue = WorkQueue::<String>::new();
@@ -639,6 +654,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
         }
     });
     let q = queue.clone();
+    let tracker = controller.tracker.clone();
     controller.slices.add_handler(move |change| {
         let (Change::Added(s) | Change::Updated { new: s, .. } | Change::Deleted(s)) = change;
         let labels = s.metadata.labels.as_ref();
@@ -653,7 +669,11 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
             labels.and_then(|l| l.get(SERVICE_NAME_LABEL)),
             s.metadata.namespace.as_deref(),
         ) {
-            q.add(format!("{namespace}/{service}"));
+            let key = format!("{namespace}/{service}");
+            if let (Change::Deleted(_), Some(name)) = (change, s.metadata.name.as_deref()) {
+                tracker.deleted(&key, name);
+            }
+            q.add(key);
         }
     });
     Box::pin(async move {

@@ -13,20 +13,32 @@
 //! bound by the bootstrap policy to its `system:controller:<name>` role
 //! ([`credentials`]).
 
+pub mod bootstrap;
+pub mod certificates;
+pub mod clusterrole_aggregation;
 pub mod controller_utils;
 pub mod credentials;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslice_mirroring;
 pub mod garbage_collector;
 pub mod informers;
+pub mod job;
 pub mod metrics;
 pub mod namespace;
 pub mod node_lifecycle;
+pub mod pod_gc;
 pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod service_accounts;
+pub mod statefulset;
 pub mod taint_eviction;
+pub mod ttl_after_finished;
+pub mod volume_protection;
 pub mod workqueue;
 
 use std::net::SocketAddr;
@@ -80,6 +92,13 @@ pub struct Settings {
     pub node_startup_grace_period: Duration,
     /// The cluster CA bundle (PEM) the root CA publisher publishes (`--root-ca-file`).
     pub root_ca_pem: String,
+    /// The CSR signing controller's CA files and `--cluster-signing-duration`
+    /// (`--cluster-signing-{cert,key}-file` and the per-signer pairs); without files
+    /// the controller does not run.
+    pub csr_signing: certificates::signer::SigningConfig,
+    /// `--terminated-pod-gc-threshold`: how many terminated pods may exist before the
+    /// pod garbage collector deletes the oldest (0 or less: never).
+    pub terminated_pod_gc_threshold: i32,
 }
 
 impl Default for Settings {
@@ -92,6 +111,8 @@ impl Default for Settings {
             node_monitor_grace_period: Duration::from_secs(50),
             node_startup_grace_period: Duration::from_secs(60),
             root_ca_pem: String::new(),
+            csr_signing: certificates::signer::SigningConfig::default(),
+            terminated_pod_gc_threshold: 12500,
         }
     }
 }
@@ -185,6 +206,27 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: replicaset::start_replication_controller,
         },
         Descriptor {
+            name: statefulset::NAME,
+            aliases: &["statefulset"],
+            service_account: statefulset::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: statefulset::start,
+        },
+        Descriptor {
+            name: pod_gc::NAME,
+            aliases: &["podgc"],
+            service_account: pod_gc::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: pod_gc::start,
+        },
+        Descriptor {
+            name: endpoints::NAME,
+            aliases: &["endpoint"],
+            service_account: endpoints::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: endpoints::start,
+        },
+        Descriptor {
             name: endpointslice::NAME,
             aliases: &["endpointslice"],
             service_account: "endpointslice-controller",
@@ -192,11 +234,32 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: endpointslice::start,
         },
         Descriptor {
+            name: endpointslice_mirroring::NAME,
+            aliases: &["endpointslicemirroring"],
+            service_account: endpointslice_mirroring::NAME,
+            disabled_by_default: false,
+            start: endpointslice_mirroring::start,
+        },
+        Descriptor {
             name: disruption::NAME,
             aliases: &["disruption"],
             service_account: "disruption-controller",
             disabled_by_default: false,
             start: disruption::start,
+        },
+        Descriptor {
+            name: cronjob::NAME,
+            aliases: &["cronjob"],
+            service_account: cronjob::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: cronjob::start,
+        },
+        Descriptor {
+            name: ttl_after_finished::NAME,
+            aliases: &["ttl-after-finished"],
+            service_account: ttl_after_finished::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: ttl_after_finished::start,
         },
         Descriptor {
             name: namespace::NAME,
@@ -213,11 +276,81 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: garbage_collector::start,
         },
         Descriptor {
+            name: job::NAME,
+            aliases: &["job"],
+            service_account: job::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: job::start,
+        },
+        Descriptor {
             name: deployment::NAME,
             aliases: &["deployment"],
             service_account: "deployment-controller",
             disabled_by_default: false,
             start: deployment::start,
+        },
+        Descriptor {
+            name: daemonset::NAME,
+            aliases: &["daemonset"],
+            service_account: daemonset::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: daemonset::start,
+        },
+        Descriptor {
+            name: certificates::signer::NAME,
+            aliases: &["csrsigning"],
+            service_account: certificates::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: certificates::signer::start,
+        },
+        Descriptor {
+            name: certificates::approver::NAME,
+            aliases: &["csrapproving"],
+            service_account: certificates::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: certificates::approver::start,
+        },
+        Descriptor {
+            name: certificates::cleaner::NAME,
+            aliases: &["csrcleaner"],
+            service_account: certificates::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: certificates::cleaner::start,
+        },
+        Descriptor {
+            name: bootstrap::SIGNER_NAME,
+            aliases: &["bootstrapsigner"],
+            service_account: bootstrap::SIGNER_SERVICE_ACCOUNT,
+            disabled_by_default: true,
+            start: bootstrap::start_signer,
+        },
+        Descriptor {
+            name: bootstrap::CLEANER_NAME,
+            aliases: &["tokencleaner"],
+            service_account: bootstrap::CLEANER_SERVICE_ACCOUNT,
+            disabled_by_default: true,
+            start: bootstrap::start_cleaner,
+        },
+        Descriptor {
+            name: clusterrole_aggregation::NAME,
+            aliases: &["clusterrole-aggregation"],
+            service_account: clusterrole_aggregation::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: clusterrole_aggregation::start,
+        },
+        Descriptor {
+            name: volume_protection::PVC_NAME,
+            aliases: &["pvc-protection"],
+            service_account: volume_protection::PVC_SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: volume_protection::start_pvc,
+        },
+        Descriptor {
+            name: volume_protection::PV_NAME,
+            aliases: &["pv-protection"],
+            service_account: volume_protection::PV_SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: volume_protection::start_pv,
         },
     ]
 }
@@ -414,12 +547,25 @@ async fn run_controllers(options: Options, manager: kube::Client, enabled: Vec<D
             client,
             settings: settings.clone(),
         };
-        running.push((descriptor.start)(cx));
+        // each controller on its own task, so a panic in one (a bug) stops only it, as
+        // a goroutine's would not but a crash-looping controller should not take the
+        // others down with it; the handles abort them all when leadership ends
+        running.push((
+            descriptor.name,
+            AbortOnDrop(tokio::spawn((descriptor.start)(cx))),
+        ));
         tracing::info!(controller = descriptor.name, "started controller");
     }
     let _refresher = AbortOnDrop(tokio::spawn(credentials.keep_fresh()));
     let _watches = factory.start();
-    futures::future::join_all(running).await;
+    let waits = running.iter_mut().map(|(name, task)| async move {
+        if let Err(e) = (&mut task.0).await {
+            if e.is_panic() {
+                tracing::error!(controller = *name, "controller panicked and stopped");
+            }
+        }
+    });
+    futures::future::join_all(waits).await;
 }
 
 fn router() -> axum::Router {

@@ -64,9 +64,46 @@ struct Flags {
     /// The same for a node that never reported.
     #[arg(long, default_value = "1m0s", value_parser = parse_duration)]
     node_startup_grace_period: Duration,
+    /// Terminated pods allowed before the pod garbage collector deletes the oldest
+    /// (0 or less disables it).
+    #[arg(long, default_value_t = 12500, allow_negative_numbers = true)]
+    terminated_pod_gc_threshold: i32,
     /// The CA bundle published as `kube-root-ca.crt` in every namespace.
     #[arg(long)]
     root_ca_file: Option<PathBuf>,
+    /// The PEM CA certificate that signs certificates for the built-in signers.
+    #[arg(long)]
+    cluster_signing_cert_file: Option<PathBuf>,
+    /// The CA's PEM private key.
+    #[arg(long)]
+    cluster_signing_key_file: Option<PathBuf>,
+    /// The longest lifetime of signed certificates.
+    #[arg(long, default_value = "8760h0m0s", value_parser = parse_duration)]
+    cluster_signing_duration: Duration,
+    /// The CA certificate for `kubernetes.io/kubelet-serving` (instead of the cluster one).
+    #[arg(long)]
+    cluster_signing_kubelet_serving_cert_file: Option<PathBuf>,
+    /// Its key.
+    #[arg(long)]
+    cluster_signing_kubelet_serving_key_file: Option<PathBuf>,
+    /// The CA certificate for `kubernetes.io/kube-apiserver-client-kubelet`.
+    #[arg(long)]
+    cluster_signing_kubelet_client_cert_file: Option<PathBuf>,
+    /// Its key.
+    #[arg(long)]
+    cluster_signing_kubelet_client_key_file: Option<PathBuf>,
+    /// The CA certificate for `kubernetes.io/kube-apiserver-client`.
+    #[arg(long)]
+    cluster_signing_kube_apiserver_client_cert_file: Option<PathBuf>,
+    /// Its key.
+    #[arg(long)]
+    cluster_signing_kube_apiserver_client_key_file: Option<PathBuf>,
+    /// The CA certificate for `kubernetes.io/legacy-unknown`.
+    #[arg(long)]
+    cluster_signing_legacy_unknown_cert_file: Option<PathBuf>,
+    /// Its key.
+    #[arg(long)]
+    cluster_signing_legacy_unknown_key_file: Option<PathBuf>,
     /// Where the controllers' service-account tokens are kept.
     #[arg(long, default_value = "/var/lib/kube-controller-manager/tokens")]
     controller_token_dir: PathBuf,
@@ -130,6 +167,36 @@ async fn main() -> anyhow::Result<()> {
     options.settings.node_monitor_period = flags.node_monitor_period;
     options.settings.node_monitor_grace_period = flags.node_monitor_grace_period;
     options.settings.node_startup_grace_period = flags.node_startup_grace_period;
+    options.settings.terminated_pod_gc_threshold = flags.terminated_pod_gc_threshold;
+    let pair = |cert: &Option<PathBuf>, key: &Option<PathBuf>| {
+        controllers::certificates::signer::SigningFiles {
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+        }
+    };
+    options.settings.csr_signing = controllers::certificates::signer::SigningConfig {
+        cluster: pair(
+            &flags.cluster_signing_cert_file,
+            &flags.cluster_signing_key_file,
+        ),
+        kubelet_serving: pair(
+            &flags.cluster_signing_kubelet_serving_cert_file,
+            &flags.cluster_signing_kubelet_serving_key_file,
+        ),
+        kubelet_client: pair(
+            &flags.cluster_signing_kubelet_client_cert_file,
+            &flags.cluster_signing_kubelet_client_key_file,
+        ),
+        kube_apiserver_client: pair(
+            &flags.cluster_signing_kube_apiserver_client_cert_file,
+            &flags.cluster_signing_kube_apiserver_client_key_file,
+        ),
+        legacy_unknown: pair(
+            &flags.cluster_signing_legacy_unknown_cert_file,
+            &flags.cluster_signing_legacy_unknown_key_file,
+        ),
+        duration: flags.cluster_signing_duration,
+    };
     options.leader_election = flags.leader_elect.then(|| {
         let mut config = controllers::lease_config(controllers::identity());
         config.name = flags.leader_elect_resource_name.clone();

@@ -17,7 +17,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
-use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
+use kube::core::GroupVersion;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope, verbs};
 
 use crate::Context;
 use crate::informers::{Change, Informer};
@@ -36,6 +37,16 @@ pub enum Error {
     /// A request failed.
     #[error(transparent)]
     Kube(#[from] kube::Error),
+    /// Some resource could not be discovered or emptied.
+    #[error(
+        "deleting the content of namespace {namespace} failed for {failures} resources or groups"
+    )]
+    Incomplete {
+        /// The namespace.
+        namespace: String,
+        /// How many failed.
+        failures: usize,
+    },
     /// Content remains; look again after the estimate.
     #[error("content remains in namespace {namespace}; checking again in {after:?}")]
     Remaining {
@@ -57,7 +68,15 @@ struct Leftovers {
     failures: Vec<String>,
     /// Groups discovery failed for.
     discovery_failures: Vec<String>,
+    /// Seconds until what remains is expected gone (upstream's estimate: the longest
+    /// grace period of pods still terminating, 15 s for objects held by finalizers).
+    estimate_seconds: u64,
 }
+
+/// Upstream's `finalizerEstimateSeconds`.
+const FINALIZER_ESTIMATE_SECONDS: u64 = 15;
+/// The longest wait between passes, whatever the estimate.
+const MAX_ESTIMATE_SECONDS: u64 = 3600;
 
 fn condition(type_: &str, status: bool, reason: &str, message: String) -> NamespaceCondition {
     NamespaceCondition {
@@ -205,18 +224,50 @@ fn resource_name(ar: &ApiResource) -> String {
     format!("{}.{}", ar.plural, ar.group)
 }
 
-/// The namespaced resources to empty: listable and deletable, preferred versions.
-fn deletable(discovery: &Discovery) -> Vec<(ApiResource, ApiCapabilities)> {
-    discovery
-        .groups()
-        .flat_map(|g| g.recommended_resources())
-        .filter(|(_, caps)| {
-            caps.scope == Scope::Namespaced
-                && caps.supports_operation(verbs::LIST)
-                && (caps.supports_operation(verbs::DELETE)
-                    || caps.supports_operation(verbs::DELETE_COLLECTION))
-        })
-        .collect()
+/// Whether the namespace deleter empties a resource: namespaced, listable, deletable.
+fn deletable(caps: &ApiCapabilities) -> bool {
+    caps.scope == Scope::Namespaced
+        && caps.supports_operation(verbs::LIST)
+        && (caps.supports_operation(verbs::DELETE)
+            || caps.supports_operation(verbs::DELETE_COLLECTION))
+}
+
+/// The namespaced resources to empty at each group's preferred version, discovered
+/// group by group as upstream's `ServerPreferredNamespacedResources`: a group whose
+/// discovery fails (an aggregated API that is down) is recorded in `failures`, and the
+/// others are still emptied.
+async fn discover(
+    client: &kube::Client,
+    failures: &mut Vec<String>,
+) -> Vec<(ApiResource, ApiCapabilities)> {
+    let mut versions = vec![GroupVersion::gv("", "v1")];
+    match client.list_api_groups().await {
+        Ok(list) => {
+            for group in list.groups {
+                let preferred = group
+                    .preferred_version
+                    .map(|v| v.version)
+                    .or_else(|| group.versions.first().map(|v| v.version.clone()));
+                if let Some(version) = preferred {
+                    versions.push(GroupVersion::gv(&group.name, &version));
+                }
+            }
+        }
+        Err(e) => failures.push(format!("/apis: {e}")),
+    }
+    let mut resources = Vec::new();
+    for version in versions {
+        match kube::discovery::pinned_group(client, &version).await {
+            Ok(group) => resources.extend(
+                group
+                    .recommended_resources()
+                    .into_iter()
+                    .filter(|(_, caps)| deletable(caps)),
+            ),
+            Err(e) => failures.push(format!("{}: {e}", version.api_version())),
+        }
+    }
+    resources
 }
 
 /// Deletes what `ar` holds in `namespace` and counts what remains.
@@ -229,9 +280,14 @@ async fn empty_resource(
 ) {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
     let deleted = if caps.supports_operation(verbs::DELETE_COLLECTION) {
-        api.delete_collection(&DeleteParams::background(), &ListParams::default())
+        match api
+            .delete_collection(&DeleteParams::background(), &ListParams::default())
             .await
-            .map(|_| ())
+        {
+            // discovery said it could; the server says not: one at a time, as upstream
+            Err(kube::Error::Api(s)) if s.code == 405 => delete_each(&api).await,
+            other => other.map(|_| ()),
+        }
     } else {
         delete_each(&api).await
     };
@@ -248,6 +304,13 @@ async fn empty_resource(
             for item in &list.items {
                 for f in item.metadata.finalizers.iter().flatten() {
                     *left.finalizers.entry(f.clone()).or_default() += 1;
+                    left.estimate_seconds = left.estimate_seconds.max(FINALIZER_ESTIMATE_SECONDS);
+                }
+                // a terminating pod goes within its grace period
+                if ar.group.is_empty() && ar.plural == "pods" {
+                    let grace = item.metadata.deletion_grace_period_seconds.unwrap_or(0);
+                    left.estimate_seconds =
+                        left.estimate_seconds.max(u64::try_from(grace).unwrap_or(0));
                 }
             }
         }
@@ -296,13 +359,8 @@ async fn sync(cx: &Context, namespaces: &Informer<Namespace>, name: &str) -> Res
         return Ok(());
     }
     let mut left = Leftovers::default();
-    match Discovery::new(cx.client.clone()).run().await {
-        Ok(discovery) => {
-            for (ar, caps) in deletable(&discovery) {
-                empty_resource(&cx.client, name, &ar, &caps, &mut left).await;
-            }
-        }
-        Err(e) => left.discovery_failures.push(e.to_string()),
+    for (ar, caps) in discover(&cx.client, &mut left.discovery_failures).await {
+        empty_resource(&cx.client, name, &ar, &caps, &mut left).await;
     }
     let api: Api<Namespace> = Api::all(cx.client.clone());
     let old = namespace
@@ -327,13 +385,19 @@ async fn sync(cx: &Context, namespaces: &Informer<Namespace>, name: &str) -> Res
             Err(e) => return Err(e.into()),
         }
     }
-    if !left.resources.is_empty()
-        || !left.failures.is_empty()
-        || !left.discovery_failures.is_empty()
-    {
+    if !left.failures.is_empty() || !left.discovery_failures.is_empty() {
+        // real failures back off through the queue's rate limiter
+        return Err(Error::Incomplete {
+            namespace: name.to_owned(),
+            failures: left.failures.len() + left.discovery_failures.len(),
+        });
+    }
+    if !left.resources.is_empty() {
+        // upstream looks again after half the estimated time to go, plus a second
         return Err(Error::Remaining {
             namespace: name.to_owned(),
-            after: Duration::from_secs(1),
+            // (capped: a pod may ask for any grace period, an instant may not be that far)
+            after: Duration::from_secs(left.estimate_seconds.min(MAX_ESTIMATE_SECONDS) / 2 + 1),
         });
     }
     // nothing left: give up our finalizer

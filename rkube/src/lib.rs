@@ -267,12 +267,19 @@ async fn start_controllers(
         component_client_config(pki, url, "controller-manager", "kube-controller-manager").await?;
     let token_dir = options.data_dir.join("controller-tokens");
     let ca = pki.ca_cert_pem.clone();
+    // the cluster CA signs approved CSRs (kubelet client and serving certificates), as
+    // kubeadm passes --cluster-signing-{cert,key}-file
+    let signing = controllers::certificates::signer::SigningFiles {
+        cert_file: Some(pki.path(certs::CA_CERT)),
+        key_file: Some(pki.path(certs::CA_KEY)),
+    };
     Ok(tokio::spawn(async move {
         // a standalone kube-controller-manager exits when it loses its lease and is
         // restarted by its supervisor; in this process it campaigns again instead
         loop {
-            let controller_options =
+            let mut controller_options =
                 controllers::Options::new(config.clone(), token_dir.clone(), ca.clone());
+            controller_options.settings.csr_signing.cluster = signing.clone();
             match controllers::run(controller_options, stopped(stopping.clone())).await {
                 Ok(()) => return,
                 Err(controllers::Error::Lost(_)) => {

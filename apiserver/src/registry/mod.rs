@@ -785,6 +785,16 @@ impl Registry {
         meta::set_meta(&mut object, "uid", meta::new_uid());
         meta::set_meta(&mut object, "creationTimestamp", meta::now_rfc3339());
         strategy::prepare_for_create(resource, &mut object);
+        if resource.group == "certificates.k8s.io"
+            && resource.plural == "certificatesigningrequests"
+        {
+            strategy::stamp_csr_requester(
+                &mut object,
+                crate::auth::filter::current_request()
+                    .map(|r| r.user)
+                    .as_ref(),
+            );
+        }
         if resource.custom {
             if self.custom.of(resource).is_some_and(|s| s.terminating) {
                 return Err(StatusError::method_not_supported_message(

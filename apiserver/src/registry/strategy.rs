@@ -108,6 +108,37 @@ fn fold_secret_string_data(object: &mut Value) {
     }
 }
 
+/// A new CertificateSigningRequest names who asked, whatever the client wrote, and
+/// starts with no conditions (upstream's csr strategy `PrepareForCreate`): approvers
+/// trust `spec.username` and `spec.groups`, so only the server may set them.
+pub fn stamp_csr_requester(object: &mut Value, user: Option<&crate::auth::UserInfo>) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    map.insert("status".into(), json!({}));
+    let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for field in ["username", "uid", "groups", "extra"] {
+        spec.remove(field);
+    }
+    let Some(user) = user else {
+        return;
+    };
+    if !user.name.is_empty() {
+        spec.insert("username".into(), json!(user.name));
+    }
+    if !user.uid.is_empty() {
+        spec.insert("uid".into(), json!(user.uid));
+    }
+    if !user.groups.is_empty() {
+        spec.insert("groups".into(), json!(user.groups));
+    }
+    if !user.extra.is_empty() {
+        spec.insert("extra".into(), json!(user.extra));
+    }
+}
+
 /// Defaults and resets of a create, before validation.
 pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
     set_defaults(resource, object);
@@ -501,6 +532,21 @@ pub fn ready_to_delete(resource: &ResourceInfo, object: &Value) -> bool {
 mod tests {
     use super::*;
     use apimachinery::resources::find;
+
+    #[test]
+    fn a_csr_names_its_requester_whatever_the_client_claims() {
+        let mut csr = json!({"spec": {"request": "x", "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+            "username": "system:node:victim", "groups": ["system:nodes"], "uid": "forged", "extra": {"a": ["b"]}},
+            "status": {"conditions": [{"type": "Approved", "status": "True"}]}});
+        let user = crate::auth::UserInfo::new("mallory", &["system:authenticated"]);
+        stamp_csr_requester(&mut csr, Some(&user));
+        assert_eq!(csr["spec"]["username"], "mallory");
+        assert_eq!(csr["spec"]["groups"], json!(["system:authenticated"]));
+        assert!(csr["spec"].get("uid").is_none());
+        assert!(csr["spec"].get("extra").is_none());
+        assert_eq!(csr["status"], json!({}));
+        assert_eq!(csr["spec"]["request"], "x");
+    }
 
     #[test]
     fn namespaces_default_their_finalizer_and_phase() {

@@ -1,5 +1,6 @@
 //! The scenarios, one module per upstream test file (test/e2e/apimachinery/*.go).
 
+mod apps;
 mod auth;
 mod chunking;
 mod configmap;
@@ -181,6 +182,46 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         codename: "[sig-auth] ServiceAccounts should allow opting out of API token automount [Conformance]",
         run: auth::automount_opt_out,
+    },
+    Scenario {
+        codename: "[sig-apps] ReplicaSet should adopt matching pods on creation and release no longer matching pods [Conformance]",
+        run: apps::rs_adopt_and_release,
+    },
+    Scenario {
+        codename: "[sig-apps] ReplicationController should adopt matching pods on creation [Conformance]",
+        run: apps::rc_adopt,
+    },
+    Scenario {
+        codename: "[sig-apps] ReplicationController should release no longer matching pods [Conformance]",
+        run: apps::rc_release,
+    },
+    Scenario {
+        codename: "[sig-apps] Deployment deployment should delete old replica sets [Conformance]",
+        run: apps::deployment_deletes_old_replica_sets,
+    },
+    Scenario {
+        codename: "[sig-apps] Deployment RollingUpdateDeployment should delete old pods and create new ones [Conformance]",
+        run: apps::rolling_update_deployment,
+    },
+    Scenario {
+        codename: "[sig-apps] Deployment Deployment should have a working scale subresource [Conformance]",
+        run: apps::deployment_scale_subresource,
+    },
+    Scenario {
+        codename: "[sig-apps] ReplicaSet Replicaset should have a working scale subresource [Conformance]",
+        run: apps::rs_scale_subresource,
+    },
+    Scenario {
+        codename: "[sig-apps] DisruptionController should observe PodDisruptionBudget status updated [Conformance]",
+        run: apps::pdb_status_updated,
+    },
+    Scenario {
+        codename: "[sig-apps] DisruptionController should block an eviction until the PDB is updated to allow it [Conformance]",
+        run: apps::pdb_blocks_eviction_until_updated,
+    },
+    Scenario {
+        codename: "[sig-apps] ReplicaSet should list and delete a collection of ReplicaSets [Conformance]",
+        run: apps::rs_list_and_delete_collection,
     },
 ];
 

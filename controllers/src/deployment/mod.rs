@@ -314,7 +314,8 @@ impl Controller {
                     .await
                 {
                     Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.is_not_found() => {}
+                    // gone, or already changed so the uid precondition fails (422)
+                    Err(kube::Error::Api(s)) if s.is_not_found() || s.code == 422 => {}
                     Err(e) => return Err(e.into()),
                 }
                 continue;

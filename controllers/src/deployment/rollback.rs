@@ -196,7 +196,7 @@ mod tests {
         let new = util::find_new_replica_set(&d, &rss).unwrap();
         assert_eq!(new.metadata.name.as_deref(), Some("v1"));
         let old = util::find_old_replica_sets(&d, &rss);
-        let next = util::max_revision(&old) + 1;
+        let next = util::max_revision(&old).saturating_add(1);
         assert_eq!(next, 3);
         let mut new = new;
         assert!(util::set_new_replica_set_annotations(

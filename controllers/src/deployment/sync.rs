@@ -31,7 +31,7 @@ pub(crate) fn proportional_sizes(
     let mut all = util::active(&all);
     let total = util::replica_count(&all);
     let allowed = if util::replicas(d) > 0 {
-        util::replicas(d) + util::max_surge(d)
+        util::replicas(d).saturating_add(util::max_surge(d))
     } else {
         0
     };
@@ -172,7 +172,7 @@ impl Controller {
         create: bool,
     ) -> Result<Option<ReplicaSet>, Error> {
         let existing = util::find_new_replica_set(d, rss);
-        let new_revision = util::max_revision(old) + 1;
+        let new_revision = util::max_revision(old).saturating_add(1);
         let has_deadline = progress::has_progress_deadline(d);
         if let Some(existing) = existing {
             let mut rs = existing.clone();
@@ -266,6 +266,15 @@ impl Controller {
                     return Err(kube::Error::Api(s).into());
                 }
             }
+            // the namespace is going away: every create fails, nothing to report
+            Err(e)
+                if crate::controller_utils::has_status_cause(
+                    &e,
+                    crate::controller_utils::NAMESPACE_TERMINATING_CAUSE,
+                ) =>
+            {
+                return Err(e.into());
+            }
             Err(e) => {
                 let msg = format!("Failed to create new replica set {name:?}: {e}");
                 if has_deadline {
@@ -346,7 +355,7 @@ impl Controller {
     ) -> Result<(bool, ReplicaSet), Error> {
         let size_changes = rs_replicas(rs) != scale;
         let desired = util::replicas(d);
-        let max = desired + util::max_surge(d);
+        let max = desired.saturating_add(util::max_surge(d));
         if !size_changes && !util::replicas_annotations_need_update(rs, desired, max) {
             return Ok((false, rs.clone()));
         }

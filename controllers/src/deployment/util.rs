@@ -165,7 +165,11 @@ pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i
             if !percent {
                 return i32::try_from(v).map_err(|_| UtilError::IntOrString(s.clone()));
             }
-            let scaled = v * i64::from(total);
+            // validation bounds maxUnavailable at 100% but not maxSurge: a huge
+            // percentage is an error here, not an overflow
+            let scaled = v
+                .checked_mul(i64::from(total))
+                .ok_or_else(|| UtilError::IntOrString(s.clone()))?;
             let result = if round_up {
                 scaled.div_euclid(100) + i64::from(scaled.rem_euclid(100) != 0)
             } else {
@@ -413,7 +417,9 @@ pub fn set_new_replica_set_annotations(
             }
         }
     }
-    if !exists && set_replicas_annotations(rs, replicas(d), replicas(d) + max_surge(d)) {
+    if !exists
+        && set_replicas_annotations(rs, replicas(d), replicas(d).saturating_add(max_surge(d)))
+    {
         changed = true;
     }
     changed
@@ -544,7 +550,8 @@ pub fn active(rss: &[ReplicaSet]) -> Vec<ReplicaSet> {
 
 /// Sum of spec.replicas.
 pub fn replica_count(rss: &[ReplicaSet]) -> i32 {
-    rss.iter().map(rs_replicas).sum()
+    // saturating: a user may give many ReplicaSets huge sizes
+    rss.iter().map(rs_replicas).fold(0, i32::saturating_add)
 }
 
 /// Sum of status.replicas.
@@ -552,7 +559,7 @@ pub fn actual_replica_count(rss: &[ReplicaSet]) -> i32 {
     rss.iter()
         .filter_map(|rs| rs.status.as_ref())
         .map(|s| s.replicas)
-        .sum()
+        .fold(0, i32::saturating_add)
 }
 
 /// Sum of status.readyReplicas.
@@ -560,7 +567,7 @@ pub fn ready_replica_count(rss: &[ReplicaSet]) -> i32 {
     rss.iter()
         .filter_map(|rs| rs.status.as_ref())
         .map(|s| s.ready_replicas.unwrap_or(0))
-        .sum()
+        .fold(0, i32::saturating_add)
 }
 
 /// Sum of status.availableReplicas.
@@ -568,7 +575,7 @@ pub fn available_replica_count(rss: &[ReplicaSet]) -> i32 {
     rss.iter()
         .filter_map(|rs| rs.status.as_ref())
         .map(|s| s.available_replicas.unwrap_or(0))
-        .sum()
+        .fold(0, i32::saturating_add)
 }
 
 /// A ReplicaSet's status.availableReplicas.
@@ -610,12 +617,14 @@ pub fn new_rs_new_replicas(
         "RollingUpdate" => {
             let surge = max_surge(d);
             let current = replica_count(all);
-            let max_total = replicas(d) + surge;
+            let max_total = replicas(d).saturating_add(surge);
             if current >= max_total {
                 return Ok(rs_replicas(new));
             }
-            let up = (max_total - current).min(replicas(d) - rs_replicas(new));
-            Ok(rs_replicas(new) + up)
+            let up = max_total
+                .saturating_sub(current)
+                .min(replicas(d).saturating_sub(rs_replicas(new)));
+            Ok(rs_replicas(new).saturating_add(up))
         }
         "Recreate" => Ok(replicas(d)),
         other => Err(UtilError::Strategy(other.to_owned())),
@@ -653,7 +662,7 @@ fn replica_set_fraction(rs: &ReplicaSet, d: &Deployment) -> i32 {
     if replicas(d) == 0 {
         return -rs_replicas(rs);
     }
-    let max_now = replicas(d) + max_surge(d);
+    let max_now = replicas(d).saturating_add(max_surge(d));
     let before = match max_replicas_annotation(rs) {
         Some(v) if v != 0 => v,
         // edited by hand: fall back to the Deployment's current size

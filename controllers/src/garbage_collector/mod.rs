@@ -53,6 +53,8 @@ const WORKERS: usize = 20;
 const RESYNC: Duration = Duration::from_secs(30);
 /// How many absent owners are remembered (upstream's absentOwnerCache size).
 const ABSENT_CACHE_SIZE: usize = 500;
+/// How many dependents are orphaned at once.
+const ORPHAN_CONCURRENCY: usize = 20;
 /// How long the workers wait for the first lists of all watches before they start
 /// anyway (a resource that cannot be listed must not stop the collector).
 const INITIAL_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -738,27 +740,37 @@ impl Collector {
             return Ok(());
         };
         let owner = view.node.identity.clone();
-        let results = futures::future::join_all(view.dependents.iter().map(|dep| {
-            let owner_uid = owner.uid.clone();
-            async move {
-                let result = self
-                    .edit_owner_references(&dep.identity, |refs| {
-                        let kept: Vec<OwnerReference> = refs
-                            .iter()
-                            .filter(|r| r.uid != owner_uid)
-                            .cloned()
-                            .collect();
-                        (kept.len() != refs.len()).then_some(kept)
-                    })
-                    .await;
-                match result {
-                    // a dependent gone needs no orphaning
-                    Ok(()) | Err(Error::VirtualDeleteEnqueued) => Ok(()),
-                    Err(e) => Err(format!("orphaning {} failed, {e}", dep.identity)),
-                }
-            }
-        }))
-        .await;
+        // a few at a time: an owner may have thousands of dependents (boxed, so the
+        // stream's item type names no closure lifetimes)
+        use futures::StreamExt;
+        let orphanings: Vec<futures::future::BoxFuture<'_, Result<(), String>>> = view
+            .dependents
+            .iter()
+            .map(|dep| {
+                let owner_uid = owner.uid.clone();
+                Box::pin(async move {
+                    let result = self
+                        .edit_owner_references(&dep.identity, |refs| {
+                            let kept: Vec<OwnerReference> = refs
+                                .iter()
+                                .filter(|r| r.uid != owner_uid)
+                                .cloned()
+                                .collect();
+                            (kept.len() != refs.len()).then_some(kept)
+                        })
+                        .await;
+                    match result {
+                        // a dependent gone needs no orphaning
+                        Ok(()) | Err(Error::VirtualDeleteEnqueued) => Ok(()),
+                        Err(e) => Err(format!("orphaning {} failed, {e}", dep.identity)),
+                    }
+                }) as futures::future::BoxFuture<'_, _>
+            })
+            .collect();
+        let results: Vec<Result<(), String>> = futures::stream::iter(orphanings)
+            .buffer_unordered(ORPHAN_CONCURRENCY)
+            .collect()
+            .await;
         let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
         if !errors.is_empty() {
             return Err(Error::Orphan {

@@ -38,9 +38,6 @@ use crate::workqueue::WorkQueue;
 /// `BurstReplicas`); the rest wait for the next.
 pub const BURST_REPLICAS: usize = 500;
 
-/// The cause a create fails with while its namespace is being deleted.
-const NAMESPACE_TERMINATING_CAUSE: &str = "NamespaceTerminating";
-
 /// Why a sync failed; the key is retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -89,16 +86,6 @@ fn status_code(e: &kube::Error) -> Option<u16> {
     match e {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
-    }
-}
-
-fn has_cause(e: &kube::Error, cause: &str) -> bool {
-    match e {
-        kube::Error::Api(status) => status
-            .details
-            .as_ref()
-            .is_some_and(|d| d.causes.iter().any(|c| c.reason == cause)),
-        _ => false,
     }
 }
 
@@ -608,7 +595,14 @@ impl<K: ReplicaKind> Controller<K> {
                 Ok(())
             }
             // the namespace is going away: every create would fail, nothing to report
-            Err(e) if has_cause(&e, NAMESPACE_TERMINATING_CAUSE) => Ok(()),
+            Err(e)
+                if controller_utils::has_status_cause(
+                    &e,
+                    controller_utils::NAMESPACE_TERMINATING_CAUSE,
+                ) =>
+            {
+                Ok(())
+            }
             Err(e) => {
                 let message = message_of(&e);
                 self.recorder.event(

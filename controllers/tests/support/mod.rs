@@ -218,3 +218,52 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+impl Cluster {
+    /// The cluster CA's certificate and key files (`pki/ca.crt`, `pki/ca.key`): what
+    /// `rkube up` gives the CSR signing controller as `--cluster-signing-{cert,key}-file`.
+    pub fn ca_files(&self) -> (std::path::PathBuf, std::path::PathBuf) {
+        let pki = self.dir.path().join("pki");
+        (
+            pki.join(apiserver::certs::CA_CERT),
+            pki.join(apiserver::certs::CA_KEY),
+        )
+    }
+
+    /// The cluster CA certificate (PEM).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A client authenticated by a client certificate the cluster CA issues for `user`
+    /// in `groups` (as a kubelet's own certificate would be).
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> Client {
+        let ca_key = std::fs::read_to_string(self.ca_files().1).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(
+            &self.ca_pem,
+            rcgen::KeyPair::from_pem(&ca_key).unwrap(),
+        )
+        .unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        for group in groups {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, *group);
+        }
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, user);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let kubeconfig = apiserver::certs::kubeconfig(
+            &self.manager_config.cluster_url.to_string(),
+            &self.ca_pem,
+            &cert.pem(),
+            &key.serialize_pem(),
+        );
+        let mut config = client_config(&kubeconfig).await;
+        config.default_retry = false;
+        Client::try_from(config).unwrap()
+    }
+}

@@ -6,8 +6,10 @@
 //! Ready at once; no container runs).
 //!
 //! Phases: one Deployment of 1,000 replicas (create → pods created, bound, ready); a
-//! rolling update of it; 100 Deployments of 10 replicas created at once; then the big
-//! Deployment scaled until the cluster holds 10,000 pods, and the manager's RSS.
+//! Service over its pods (create → 1,000 ready endpoints in EndpointSlices, then pods
+//! deleted one at a time → their endpoints gone); a rolling update of the Deployment;
+//! 100 Deployments of 10 replicas created at once; then the big Deployment scaled until
+//! the cluster holds 10,000 pods, and the manager's RSS.
 //! Build first: `cargo build --release -p rkube-bench -p controllers`.
 
 use std::collections::HashMap;
@@ -19,8 +21,9 @@ use apiserver::Server;
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
@@ -29,6 +32,8 @@ use serde_json::json;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const NAMESPACE: &str = "bench";
+/// Pods deleted one at a time to time their endpoints' removal.
+const ENDPOINT_PROBES: usize = 100;
 
 #[derive(Debug, Parser)]
 #[command(name = "bench-controllers")]
@@ -121,6 +126,76 @@ fn track(client: kube::Client, tracker: Arc<Tracker>) -> tokio::task::JoinHandle
             }
         }
     })
+}
+
+/// The endpoints of one Service's EndpointSlices as a watch sees them: per slice, its
+/// pods and whether each is ready.
+#[derive(Default)]
+struct SliceView {
+    slices: Mutex<HashMap<String, HashMap<String, bool>>>,
+}
+
+impl SliceView {
+    fn ready(&self) -> usize {
+        let slices = self.slices.lock().unwrap_or_else(|e| e.into_inner());
+        slices
+            .values()
+            .flat_map(|s| s.values())
+            .filter(|r| **r)
+            .count()
+    }
+
+    fn contains(&self, pod: &str) -> bool {
+        let slices = self.slices.lock().unwrap_or_else(|e| e.into_inner());
+        slices.values().any(|s| s.contains_key(pod))
+    }
+}
+
+fn watch_slices(
+    client: kube::Client,
+    service: &str,
+    view: Arc<SliceView>,
+) -> tokio::task::JoinHandle<()> {
+    let config =
+        watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
+    tokio::spawn(async move {
+        let api: Api<EndpointSlice> = Api::namespaced(client, NAMESPACE);
+        let mut events = watcher::watcher(api, config).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            let mut slices = view.slices.lock().unwrap_or_else(|e| e.into_inner());
+            match event {
+                Ok(Event::Apply(slice) | Event::InitApply(slice)) => {
+                    let pods = slice
+                        .endpoints
+                        .iter()
+                        .filter_map(|e| {
+                            let pod = e.target_ref.as_ref()?.name.clone()?;
+                            let ready = e.conditions.as_ref().and_then(|c| c.ready) == Some(true);
+                            Some((pod, ready))
+                        })
+                        .collect();
+                    slices.insert(slice.metadata.name.clone().unwrap_or_default(), pods);
+                }
+                Ok(Event::Delete(slice)) => {
+                    slices.remove(slice.metadata.name.as_deref().unwrap_or_default());
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("# slice watch: {e}"),
+            }
+        }
+    })
+}
+
+/// Polls `check` every 5 ms until it holds.
+async fn wait_until(check: impl Fn() -> bool, timeout: Duration, what: &str) -> Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return Ok(Instant::now());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn deployment(name: &str, replicas: usize, image: &str) -> Result<Deployment> {
@@ -366,6 +441,48 @@ async fn main() -> Result<()> {
     );
     wait_rolled_out(&deployments, "big", n as i32, timeout).await?;
 
+    // 1b. a Service over those pods: its EndpointSlices filled, then kept in step
+    let view = Arc::new(SliceView::default());
+    let slice_watch = watch_slices(admin.clone(), "big-svc", view.clone());
+    let services: Api<Service> = Api::namespaced(admin.clone(), NAMESPACE);
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "big-svc"},
+        "spec": {"selector": {"app": "big"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }))?;
+    let t_svc = Instant::now();
+    services.create(&PostParams::default(), &service).await?;
+    let filled = wait_until(|| view.ready() >= n, timeout, "ready endpoints").await?;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
+    let victims: Vec<String> = pods
+        .list(&ListParams::default().labels("app=big"))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .take(ENDPOINT_PROBES)
+        .collect();
+    let mut removal = Vec::new();
+    for pod in &victims {
+        wait_until(|| view.contains(pod), timeout, "the pod's endpoint").await?;
+        let t = Instant::now();
+        pods.delete(pod, &DeleteParams::default().grace_period(0))
+            .await?;
+        let gone = wait_until(|| !view.contains(pod), timeout, "the endpoint removed").await?;
+        removal.push((gone - t).as_secs_f64());
+    }
+    removal.sort_by(f64::total_cmp);
+    println!(
+        "## EndpointSlices of a {n}-pod Service: create → {n} ready endpoints in {:.2} s; pod deleted → its endpoint gone p50 {:.0} ms  p99 {:.0} ms  ({} pods, one at a time)",
+        (filled - t_svc).as_secs_f64(),
+        percentile(&removal, 0.5) * 1000.0,
+        percentile(&removal, 0.99) * 1000.0,
+        removal.len()
+    );
+    // the later phases are measured without the Service, as before it existed
+    services.delete("big-svc", &DeleteParams::default()).await?;
+    slice_watch.abort();
+    wait_rolled_out(&deployments, "big", n as i32, timeout).await?;
+
     // 2. a rolling update of it
     let t1 = Instant::now();
     deployments
@@ -456,9 +573,6 @@ async fn main() -> Result<()> {
         big + total,
         (Instant::now() - t3).as_secs_f64(),
         rss_of(manager_pid)
-    );
-    println!(
-        "## EndpointSlice update latency for a 1,000-pod Service: not measured (the endpointslice controller is not built yet)"
     );
     println!("# fake kubelet started {} pods", kubelet.pods_started());
 

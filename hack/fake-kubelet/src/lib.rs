@@ -5,10 +5,32 @@
 //! deleted gracefully, as a kubelet does once their containers stopped. No container
 //! runs anywhere. Dropping the [`FakeKubelet`] stops it, like killing the kubelets: the
 //! nodes stop heartbeating.
+//!
+//! Pods that should finish (a Job's) opt in with annotations, a test-only convention:
+//!
+//! - [`EXIT_CODE_ANNOTATION`] (`fake-kubelet.rkube.io/exit-code: "<n>"`): once Running,
+//!   the pod's containers "exit" with code `n`. With `restartPolicy: Never` (or code 0
+//!   and `OnFailure`) the pod moves to phase `Succeeded` (0) or `Failed` (non-zero),
+//!   every container `terminated` with that `exitCode` and reason `Completed` or
+//!   `Error`, and the `Ready` condition turns `False`. With `OnFailure` and a non-zero
+//!   code (or `Always`) the containers are "restarted" instead: the pod stays Running
+//!   and each container's `restartCount` grows by one per run, its `lastState`
+//!   terminated with the code.
+//! - [`RUN_SECONDS_ANNOTATION`] (`fake-kubelet.rkube.io/run-seconds: "<s>"`, default 0,
+//!   at least 1 between restarts): how long the containers run first.
+//!
+//! A pod being deleted that still carries finalizers (which would keep it around) is
+//! first moved to phase `Failed` with its containers terminated (exit code 137), as a
+//! kubelet reports a pod it killed, then deleted. Pods without these annotations and
+//! finalizers are handled exactly as before.
+//!
+//! Each pod is acted on at most once per state (started, finished, the n-th restart,
+//! deleted): the watch may show a pod again before our own patch is visible, and two
+//! concurrent patches of one pod would race.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -21,6 +43,16 @@ use serde_json::{Value, json};
 
 /// How often the fake kubelets heartbeat (node status and Lease).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The annotation asking the fake kubelet to end the pod's containers with this exit
+/// code (see the crate documentation).
+pub const EXIT_CODE_ANNOTATION: &str = "fake-kubelet.rkube.io/exit-code";
+
+/// The annotation saying how many seconds the containers run before they exit.
+pub const RUN_SECONDS_ANNOTATION: &str = "fake-kubelet.rkube.io/run-seconds";
+
+/// The exit code of a container killed because its pod was deleted (SIGKILL).
+const KILLED_EXIT_CODE: i32 = 137;
 
 fn now() -> String {
     jiff::Timestamp::now()
@@ -144,6 +176,100 @@ fn ours(nodes: &RwLock<BTreeSet<String>>, pod: &Pod) -> bool {
         .contains(node)
 }
 
+/// What the fake kubelet does next with a pod, once per pod and step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Step {
+    /// Pending: start it (Running and Ready).
+    Start,
+    /// Running with an exit code: its containers exit and the pod ends.
+    Finish,
+    /// Running with an exit code and a restarting policy: the containers restart
+    /// (the step carries the restart count it starts from).
+    Restart(i32),
+    /// Being deleted: finish the deletion.
+    Delete,
+}
+
+/// The exit code the pod asks for, if any (an unparsable value asks for nothing).
+fn exit_code(pod: &Pod) -> Option<i32> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(EXIT_CODE_ANNOTATION)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// How long the containers run before they exit.
+fn run_time(pod: &Pod) -> Duration {
+    let seconds = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RUN_SECONDS_ANNOTATION))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(0.0)
+        .min(3600.0);
+    Duration::from_secs_f64(seconds)
+}
+
+fn restart_policy(pod: &Pod) -> &str {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always")
+}
+
+/// The highest restart count among the pod's containers.
+fn restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| c.restart_count)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The step a kubelet would take with `pod` now, if any.
+fn next_step(pod: &Pod) -> Option<Step> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Some(Step::Delete);
+    }
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending");
+    match phase {
+        "Pending" => Some(Step::Start),
+        "Running" => {
+            let code = exit_code(pod)?;
+            let restarting = match restart_policy(pod) {
+                "Never" => false,
+                "OnFailure" => code != 0,
+                _ => true,
+            };
+            Some(if restarting {
+                Step::Restart(restarts(pod))
+            } else {
+                Step::Finish
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The (pod uid, step) pairs taken or under way.
+type Handled = Arc<Mutex<HashSet<(String, Step)>>>;
+
+fn lock(handled: &Handled) -> std::sync::MutexGuard<'_, HashSet<(String, Step)>> {
+    handled.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Watches pods; those bound to our nodes are started or finished.
 async fn run_pods(
     client: kube::Client,
@@ -155,67 +281,210 @@ async fn run_pods(
         .default_backoff()
         .boxed();
     let ip = Arc::new(AtomicU32::new(0));
+    let handled: Handled = Arc::default();
     while let Some(event) = events.next().await {
         let pod = match event {
             Ok(Event::Apply(pod) | Event::InitApply(pod)) => pod,
+            Ok(Event::Delete(pod)) => {
+                // gone: forget its steps
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                lock(&handled).retain(|(u, _)| *u != uid);
+                continue;
+            }
             _ => continue,
         };
         if !ours(&nodes, &pod) {
             continue;
         }
+        let Some(step) = next_step(&pod) else {
+            continue;
+        };
+        let key = (pod.metadata.uid.clone().unwrap_or_default(), step.clone());
+        if !lock(&handled).insert(key.clone()) {
+            continue;
+        }
         let client = client.clone();
         let ip = ip.clone();
         let started = started.clone();
+        let handled = handled.clone();
         tokio::spawn(async move {
-            if let Err(e) = play(&client, &pod, &ip, &started).await {
+            let result = match step {
+                Step::Start => start(&client, &pod, &ip, &started).await,
+                Step::Finish => finish(&client, &pod).await,
+                Step::Restart(_) => restart(&client, &pod).await,
+                Step::Delete => delete(&client, &pod).await,
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "fake kubelet");
+                // a later event of the same state may try again
+                lock(&handled).remove(&key);
             }
         });
     }
 }
 
-/// What a kubelet would do with `pod` now.
-async fn play(
+fn pod_api(client: &kube::Client, pod: &Pod) -> (Api<Pod>, String) {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    (
+        Api::namespaced(client.clone(), namespace),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The pod's containers (name, image).
+fn containers(pod: &Pod) -> Vec<(String, String)> {
+    pod.spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// When the pod's containers started, as reported (or now).
+fn started_at(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0.to_string())
+        .unwrap_or_else(now)
+}
+
+/// The containers terminate with `code`; the pod ends in its terminal phase.
+async fn terminate(client: &kube::Client, pod: &Pod, code: i32) -> Result<(), kube::Error> {
+    let (api, name) = pod_api(client, pod);
+    let at = now();
+    let since = started_at(pod);
+    let reason = if code == 0 { "Completed" } else { "Error" };
+    let phase = if code == 0 { "Succeeded" } else { "Failed" };
+    let statuses: Vec<Value> = containers(pod)
+        .into_iter()
+        .map(|(c, image)| {
+            json!({
+                "name": c, "image": image, "imageID": "",
+                "ready": false, "started": false, "restartCount": restarts(pod),
+                "containerID": format!("fake://{c}"),
+                "state": {"terminated": {"exitCode": code, "reason": reason,
+                                         "startedAt": since, "finishedAt": at,
+                                         "containerID": format!("fake://{c}")}}
+            })
+        })
+        .collect();
+    let ready_reason = if code == 0 {
+        "PodCompleted"
+    } else {
+        "PodFailed"
+    };
+    let patch = json!({"status": {
+        "phase": phase,
+        "conditions": [
+            {"type": "PodReadyToStartContainers", "status": "False", "lastTransitionTime": at},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": since},
+            {"type": "Ready", "status": "False", "reason": ready_reason, "lastTransitionTime": at},
+            {"type": "ContainersReady", "status": "False", "reason": ready_reason, "lastTransitionTime": at},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": since},
+        ],
+        "containerStatuses": statuses,
+    }});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .map(|_| ())
+}
+
+/// The pod's containers ran their time and exited with the code it asked for.
+async fn finish(client: &kube::Client, pod: &Pod) -> Result<(), kube::Error> {
+    let Some(code) = exit_code(pod) else {
+        return Ok(());
+    };
+    tokio::time::sleep(run_time(pod)).await;
+    // it may have been deleted (and reported killed) meanwhile
+    let (api, name) = pod_api(client, pod);
+    let Some(current) = api.get_opt(&name).await? else {
+        return Ok(());
+    };
+    let phase = current.status.as_ref().and_then(|s| s.phase.as_deref());
+    if current.metadata.uid != pod.metadata.uid
+        || current.metadata.deletion_timestamp.is_some()
+        || phase != Some("Running")
+    {
+        return Ok(());
+    }
+    terminate(client, &current, code).await
+}
+
+/// The pod's containers exited with the code it asked for and were restarted.
+async fn restart(client: &kube::Client, pod: &Pod) -> Result<(), kube::Error> {
+    let Some(code) = exit_code(pod) else {
+        return Ok(());
+    };
+    tokio::time::sleep(run_time(pod).max(Duration::from_secs(1))).await;
+    let (api, name) = pod_api(client, pod);
+    let at = now();
+    let count = restarts(pod).saturating_add(1);
+    let reason = if code == 0 { "Completed" } else { "Error" };
+    let statuses: Vec<Value> = containers(pod)
+        .into_iter()
+        .map(|(c, image)| {
+            json!({
+                "name": c, "image": image, "imageID": "",
+                "ready": true, "started": true, "restartCount": count,
+                "containerID": format!("fake://{c}"),
+                "state": {"running": {"startedAt": at}},
+                "lastState": {"terminated": {"exitCode": code, "reason": reason,
+                                             "startedAt": started_at(pod), "finishedAt": at}}
+            })
+        })
+        .collect();
+    let patch = json!({"status": {"containerStatuses": statuses}});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .map(|_| ())
+}
+
+/// The containers "stopped": the kubelet removes the pod for good. A pod kept by
+/// finalizers is first reported Failed, as a kubelet reports the pods it killed.
+async fn delete(client: &kube::Client, pod: &Pod) -> Result<(), kube::Error> {
+    let (api, name) = pod_api(client, pod);
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let has_finalizers = pod
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| !f.is_empty());
+    if has_finalizers && !matches!(phase, Some("Succeeded" | "Failed")) {
+        terminate(client, pod, KILLED_EXIT_CODE).await?;
+    }
+    let mut params = DeleteParams::default().grace_period(0);
+    params.preconditions = pod
+        .metadata
+        .uid
+        .clone()
+        .map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        });
+    api.delete(&name, &params).await.map(|_| ())
+}
+
+/// Starts `pod`: Running and Ready, with a pod IP.
+async fn start(
     client: &kube::Client,
     pod: &Pod,
     ip: &AtomicU32,
     started: &AtomicU32,
 ) -> Result<(), kube::Error> {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    if pod.metadata.deletion_timestamp.is_some() {
-        // the containers "stopped": the kubelet removes the pod for good
-        let mut params = DeleteParams::default().grace_period(0);
-        params.preconditions = pod
-            .metadata
-            .uid
-            .clone()
-            .map(|uid| kube::api::Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            });
-        return api.delete(name, &params).await.map(|_| ());
-    }
-    let status = pod.status.as_ref();
-    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-    if phase != "Pending" {
-        return Ok(());
-    }
+    let (api, name) = pod_api(client, pod);
     let n = ip.fetch_add(1, Ordering::Relaxed);
     let pod_ip = format!("10.244.{}.{}", (n / 250) % 250, n % 250 + 2);
     let at = now();
-    let containers: Vec<Value> = pod
-        .spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|c| {
+    let containers: Vec<Value> = containers(pod)
+        .into_iter()
+        .map(|(c, image)| {
             json!({
-                "name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": "",
+                "name": c, "image": image, "imageID": "",
                 "ready": true, "started": true, "restartCount": 0,
-                "containerID": format!("fake://{}", c.name),
+                "containerID": format!("fake://{c}"),
                 "state": {"running": {"startedAt": at}}
             })
         })
@@ -233,7 +502,7 @@ async fn play(
         ],
         "containerStatuses": containers,
     }});
-    api.patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
+    api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
         .await?;
     started.fetch_add(1, Ordering::Relaxed);
     Ok(())

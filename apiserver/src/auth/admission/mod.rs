@@ -321,6 +321,7 @@ impl Plugin for RbacEscalation {
             attributes.user,
             attributes.resource,
             object,
+            attributes.old,
         )
         .await
     }

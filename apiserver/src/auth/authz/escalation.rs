@@ -15,13 +15,14 @@ use crate::auth::{MASTERS_GROUP, UserInfo};
 use crate::registry::meta;
 
 /// Checks a Role, ClusterRole, RoleBinding or ClusterRoleBinding `object` that `user`
-/// is about to store.
+/// is about to store (`old`: what it replaces, on update).
 pub async fn check(
     authorizer: &Authorizer,
     rbac: &Rbac,
     user: &UserInfo,
     resource: &ResourceInfo,
     object: &Value,
+    old: Option<&Value>,
 ) -> Result<(), StatusError> {
     if resource.group != "rbac.authorization.k8s.io" || user.in_group(MASTERS_GROUP) {
         return Ok(());
@@ -31,8 +32,25 @@ pub async fn check(
     let gr = resource.group_resource();
     let (rules, verb, target_resource, target_name) = match resource.plural {
         "roles" | "clusterroles" => {
+            // `escalate` lets anything through, as upstream's policy-based storage
+            let escalate = RequestInfo::resource(
+                "escalate",
+                "rbac.authorization.k8s.io",
+                resource.plural,
+                "",
+                namespace,
+                name,
+            );
+            if authorizer.allows(user, &escalate).await {
+                return Ok(());
+            }
+            // an aggregation rule can gather anything: setting or changing one takes
+            // full authority (an unchanged one rides along with other edits)
+            let aggregation =
+                |o: &Value| o.get("aggregationRule").filter(|a| !a.is_null()).cloned();
             if resource.plural == "clusterroles"
-                && object.get("aggregationRule").is_some_and(|a| !a.is_null())
+                && aggregation(object).is_some()
+                && old.is_none_or(|old| aggregation(old) != aggregation(object))
             {
                 let everything = PolicyRule {
                     verbs: vec!["*".into()],
@@ -48,11 +66,10 @@ pub async fn check(
                         "must have cluster-admin privileges to use the aggregationRule",
                     ));
                 }
-                return Ok(());
             }
             let rules: Vec<PolicyRule> =
                 serde_json::from_value(object["rules"].clone()).unwrap_or_default();
-            (rules, "escalate", resource.plural, name.to_owned())
+            (rules, "", resource.plural, name.to_owned())
         }
         "rolebindings" | "clusterrolebindings" => {
             let kind = object["roleRef"]["kind"].as_str().unwrap_or_default();
