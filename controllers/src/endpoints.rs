@@ -630,6 +630,37 @@ impl Controller {
     }
 }
 
+/// What of a pod its Endpoints can show: labels (which Services select it), IPs,
+/// readiness, deletion, phase, hostname, subdomain and node.
+#[allow(clippy::type_complexity)]
+fn endpoint_view(
+    pod: &Pod,
+) -> (
+    Option<&std::collections::BTreeMap<String, String>>,
+    bool,
+    bool,
+    Option<&str>,
+    Option<&str>,
+    Option<&Vec<k8s_openapi::api::core::v1::PodIP>>,
+    Option<&str>,
+    Option<&str>,
+    Option<&str>,
+) {
+    let spec = pod.spec.as_ref();
+    let status = pod.status.as_ref();
+    (
+        pod.metadata.labels.as_ref(),
+        pod.metadata.deletion_timestamp.is_some(),
+        crate::controller_utils::is_pod_ready(pod),
+        status.and_then(|s| s.phase.as_deref()),
+        status.and_then(|s| s.pod_ip.as_deref()),
+        status.and_then(|s| s.pod_ips.as_ref()),
+        spec.and_then(|s| s.hostname.as_deref()),
+        spec.and_then(|s| s.subdomain.as_deref()),
+        spec.and_then(|s| s.node_name.as_deref()),
+    )
+}
+
 /// Starts the controller.
 pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
     let controller = Arc::new(Controller {
@@ -654,6 +685,11 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
             Change::Added(p) | Change::Deleted(p) => (None, p),
             Change::Updated { old, new } => (Some(old), new),
         };
+        // a change Endpoints cannot show (status churn, annotations, a relist) syncs
+        // nothing, as upstream's `podEndpointsChanged`
+        if old.is_some_and(|o| endpoint_view(o) == endpoint_view(new)) {
+            return;
+        }
         let namespace = new.metadata.namespace.clone().unwrap_or_default();
         for service in services.list_namespace(&namespace) {
             let Some(selector) = selector(&service) else {

@@ -507,7 +507,7 @@ struct Controller {
     tracker: Arc<Tracker>,
 }
 
-pub(crate) fn selector_of(service: &Service) -> Option<Selector> {
+fn selector_of(service: &Service) -> Option<Selector> {
     let spec = service.spec.as_ref()?;
     if spec.type_.as_deref() == Some("ExternalName") {
         return None;

@@ -154,7 +154,8 @@ impl Controller {
         let mut doomed: Vec<Arc<Pod>> = Vec::new();
         for pod in pods
             .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_some())
+            // upstream's isPodTerminating: being deleted and not yet finished
+            .filter(|p| p.metadata.deletion_timestamp.is_some() && !is_pod_terminated(p))
         {
             let node_name = pod
                 .spec

@@ -66,9 +66,12 @@ pub(crate) fn pv_action(pv: &PersistentVolume) -> Action {
     }
 }
 
-/// Whether `pod` keeps `claim` (in the pod's namespace) in use: scheduled (a kubelet
-/// only sees scheduled pods, and refuses a claim being deleted), not terminated, and
-/// naming the claim directly or as its generic ephemeral volume (`<pod>-<volume>`).
+/// Whether `pod` keeps `claim` (in the pod's namespace) in use, as upstream's
+/// `podUsesPVC`: scheduled (a kubelet only sees scheduled pods, and refuses a claim
+/// being deleted) and naming the claim directly, whatever its phase (a finished pod
+/// may still have it mounted), or as its generic ephemeral volume (`<pod>-<volume>`)
+/// unless the pod is shut down (deleted with no grace left: waiting only for its
+/// finalizers, which may themselves wait for the claim).
 pub(crate) fn pod_uses_claim(pod: &Pod, claim: &str) -> bool {
     let Some(spec) = pod.spec.as_ref() else {
         return false;
@@ -76,16 +79,14 @@ pub(crate) fn pod_uses_claim(pod: &Pod, claim: &str) -> bool {
     if spec.node_name.as_deref().is_none_or(str::is_empty) {
         return false;
     }
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    if matches!(phase, Some("Succeeded" | "Failed")) {
-        return false;
-    }
+    let shut_down = pod.metadata.deletion_timestamp.is_some()
+        && pod.metadata.deletion_grace_period_seconds == Some(0);
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     spec.volumes.iter().flatten().any(|v| {
         v.persistent_volume_claim
             .as_ref()
             .is_some_and(|c| c.claim_name == claim)
-            || (v.ephemeral.is_some() && format!("{pod_name}-{}", v.name) == claim)
+            || (!shut_down && v.ephemeral.is_some() && format!("{pod_name}-{}", v.name) == claim)
     })
 }
 
@@ -321,16 +322,21 @@ mod tests {
             &pod(None, "Pending", direct.clone()),
             "data"
         ));
-        assert!(!pod_uses_claim(
-            &pod(Some("n"), "Succeeded", direct),
-            "data"
-        ));
+        // a finished pod may still have the claim mounted
+        assert!(pod_uses_claim(&pod(Some("n"), "Succeeded", direct), "data"));
         let ephemeral =
             json!([{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}]);
         assert!(pod_uses_claim(
-            &pod(Some("n"), "Running", ephemeral),
+            &pod(Some("n"), "Running", ephemeral.clone()),
             "p-scratch"
         ));
+        // a pod shut down (no grace left) frees its ephemeral claim
+        let mut gone = pod(Some("n"), "Running", ephemeral);
+        gone.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
+        gone.metadata.deletion_grace_period_seconds = Some(0);
+        assert!(!pod_uses_claim(&gone, "p-scratch"));
     }
 
     #[test]

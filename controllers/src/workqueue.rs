@@ -21,12 +21,16 @@ const MAX_DELAY: Duration = Duration::from_secs(1000);
 /// The overall retry rate (per second) and burst.
 const BUCKET_QPS: f64 = 10.0;
 const BUCKET_BURST: f64 = 100.0;
+/// Delayed adds of a key due within this of the one waiting do not replace it.
+const SAME_DUE_TIME: Duration = Duration::from_millis(10);
 
 struct State<T> {
     queue: VecDeque<T>,
     dirty: HashSet<T>,
     processing: HashSet<T>,
     failures: HashMap<T, u32>,
+    /// Keys waiting out an `add_after`, with when they are due (the earliest asked).
+    delayed: HashMap<T, tokio::time::Instant>,
     tokens: f64,
     last_refill: Instant,
     shutting_down: bool,
@@ -48,6 +52,7 @@ impl<T: Clone + Eq + Hash + Send + 'static> Default for WorkQueue<T> {
                 dirty: HashSet::new(),
                 processing: HashSet::new(),
                 failures: HashMap::new(),
+                delayed: HashMap::new(),
                 tokens: BUCKET_BURST,
                 last_refill: Instant::now(),
                 shutting_down: false,
@@ -88,16 +93,51 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
         self.ready.notify_one();
     }
 
-    /// Queues `key` after `delay`.
+    /// Queues `key` after `delay`. As client-go's delaying queue, a key waits once: a
+    /// later call for a key already due sooner changes nothing, an earlier one
+    /// brings it forward (so controllers requeueing at a user's far-off deadline on
+    /// every sync do not pile up timers).
     pub fn add_after(self: &Arc<Self>, key: T, delay: Duration) {
         if delay.is_zero() {
             self.add(key);
             return;
         }
+        let now = tokio::time::Instant::now();
+        // a delay too long to be an instant is as good as never
+        let Some(due) = now.checked_add(delay) else {
+            return;
+        };
+        {
+            let mut state = self.lock();
+            // (a due time a hair earlier, as a deadline recomputed on each sync gives,
+            // is the same one)
+            if state.shutting_down
+                || state
+                    .delayed
+                    .get(&key)
+                    .is_some_and(|d| *d <= due + SAME_DUE_TIME)
+            {
+                return;
+            }
+            state.delayed.insert(key.clone(), due);
+        }
         let queue = Arc::downgrade(self);
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Some(queue) = queue.upgrade() {
+            tokio::time::sleep_until(due).await;
+            let Some(queue) = queue.upgrade() else {
+                return;
+            };
+            let mine = {
+                let mut state = queue.lock();
+                // an earlier call may have brought the key forward and already added it
+                if state.delayed.get(&key) == Some(&due) {
+                    state.delayed.remove(&key);
+                    true
+                } else {
+                    false
+                }
+            };
+            if mine {
                 queue.add(key);
             }
         });
@@ -306,6 +346,25 @@ mod tests {
             "{:?}",
             delays[105]
         );
+    }
+
+    #[tokio::test]
+    async fn a_delayed_key_waits_once_at_its_earliest_time() {
+        let q = WorkQueue::<u32>::new();
+        q.add_after(1, Duration::from_secs(3600));
+        q.add_after(1, Duration::from_secs(3600));
+        q.add_after(1, Duration::from_secs(7200));
+        assert_eq!(q.lock().delayed.len(), 1);
+        // brought forward
+        q.add_after(1, Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(q.len(), 1);
+        assert!(q.lock().delayed.is_empty());
+        assert_eq!(q.get().await, Some(1));
+        q.done(&1);
+        // the hour's timer no longer owns the key: a new delay is taken
+        q.add_after(1, Duration::from_millis(50));
+        assert_eq!(q.lock().delayed.len(), 1);
     }
 
     #[tokio::test]

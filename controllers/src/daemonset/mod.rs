@@ -891,11 +891,12 @@ impl Controller {
         // unbound pods for nodes that no longer exist: the pod garbage collector only
         // deletes pods of missing nodes once bound (upstream's
         // getUnscheduledPodsWithoutNode)
+        let node_names: std::collections::HashSet<&str> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.as_deref())
+            .collect();
         for (node, pods) in &node_to_pods {
-            if nodes
-                .iter()
-                .any(|n| n.metadata.name.as_deref() == Some(node.as_str()))
-            {
+            if node_names.contains(node.as_str()) {
                 continue;
             }
             to_delete.extend(

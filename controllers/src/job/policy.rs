@@ -181,15 +181,25 @@ pub fn match_success_policy(
     None
 }
 
-/// How many indexes two interval lists share.
+/// How many indexes two interval lists share, walking both in order (each list is
+/// disjoint; a user may write a long one, so not one against the other).
 fn overlap(a: &Intervals, b: &Intervals) -> i64 {
+    let mut a = a.0.clone();
+    let mut b = b.0.clone();
+    a.sort_unstable();
+    b.sort_unstable();
+    let (mut i, mut j) = (0, 0);
     let mut total = 0i64;
-    for (af, al) in &a.0 {
-        for (bf, bl) in &b.0 {
-            let n = al.min(bl).saturating_sub(*af.max(bf)).saturating_add(1);
-            if n > 0 {
-                total = total.saturating_add(n);
-            }
+    while let (Some(&(af, al)), Some(&(bf, bl))) = (a.get(i), b.get(j)) {
+        let n = al.min(bl).saturating_sub(af.max(bf)).saturating_add(1);
+        if n > 0 {
+            total = total.saturating_add(n);
+        }
+        // the interval ending first cannot meet anything further in the other list
+        if al < bl {
+            i += 1;
+        } else {
+            j += 1;
         }
     }
     total
@@ -463,6 +473,19 @@ mod tests {
         PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
         PodFailurePolicyRule, SuccessPolicyRule,
     };
+
+    #[test]
+    fn overlapping_interval_lists_count_shared_indexes() {
+        let a = Intervals(vec![(0, 0), (2, 5), (8, 10)]);
+        let b = Intervals(vec![(1, 3), (5, 9)]);
+        // 2, 3, 5, 8, 9
+        assert_eq!(overlap(&a, &b), 5);
+        assert_eq!(overlap(&b, &a), 5);
+        assert_eq!(overlap(&a, &Intervals(Vec::new())), 0);
+        let evens = Intervals((0..20_000).map(|i| (2 * i, 2 * i)).collect());
+        let all = Intervals(vec![(0, 39_999)]);
+        assert_eq!(overlap(&evens, &all), 20_000);
+    }
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateTerminated, PodCondition, PodStatus,
     };

@@ -24,6 +24,9 @@ use super::identity::{
 use super::{Controller, Error, history, is_already_exists, message_of, pvc, status, status_code};
 use crate::controller_utils::{SLOW_START_INITIAL_BATCH_SIZE, slow_start_batch};
 
+/// How many missing ordinals past the highest existing pod one pass lays out.
+const MAX_NEW_ORDINALS_PER_PASS: usize = 500;
+
 /// How many names a revision create tries before giving up on collisions.
 const MAX_COLLISIONS: usize = 100;
 
@@ -397,7 +400,19 @@ impl Controller {
 
         // lay the pods out: replicas by ordinal, the rest condemned
         let start = identity::start_ordinal(set);
-        let count = usize::try_from(identity::replicas(set)).unwrap_or(0);
+        // Only the ordinals up to a burst past the highest existing one are laid out
+        // this pass (the next pass, on their pods' events, goes on): a set of 2^31
+        // replicas must not allocate a slot, let alone a pod, per ordinal up front.
+        let highest = pods
+            .iter()
+            .filter_map(|p| ordinal(p))
+            .filter(|o| identity::in_range(set, *o))
+            .map(|o| usize::try_from(i64::from(o) - i64::from(start)).unwrap_or(0) + 1)
+            .max()
+            .unwrap_or(0);
+        let count = usize::try_from(identity::replicas(set))
+            .unwrap_or(0)
+            .min(highest.saturating_add(MAX_NEW_ORDINALS_PER_PASS));
         let mut slots: Vec<Option<Pod>> = vec![None; count];
         let mut condemned: Vec<Pod> = Vec::new();
         for pod in pods {
