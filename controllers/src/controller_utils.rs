@@ -599,6 +599,81 @@ pub fn has_status_cause(e: &kube::Error, cause: &str) -> bool {
     }
 }
 
+/// The alphabet of upstream's `rand.SafeEncodeString` (no vowels, no look-alikes).
+pub const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// `value` as JSON with every object's keys sorted, whatever the serde_json features
+/// of the build, so the same data always gives the same bytes (what the controllers'
+/// template hashes read).
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    fn write(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let sorted: std::collections::BTreeMap<&String, &serde_json::Value> =
+                    map.iter().collect();
+                out.push('{');
+                for (i, (k, v)) in sorted.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(v, out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(v, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}
+
+/// FNV-32a, as Go's `hash/fnv` `New32a`, continuing from `hash`.
+pub fn fnv32a(data: &[u8], mut hash: u32) -> u32 {
+    for b in data {
+        hash ^= u32::from(*b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+/// Upstream's `rand.SafeEncodeString`: each byte mapped into [`SAFE_ALPHABET`].
+pub fn safe_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| char::from(SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()]))
+        .collect()
+}
+
+/// The hash of a pod template (upstream's `controller.ComputeHash`, behind the
+/// Deployment's `pod-template-hash` and the DaemonSet's `controller-revision-hash`):
+/// FNV-32a over the template's canonical JSON, then the collision count's
+/// little-endian bytes, the decimal sum safe-encoded. Not upstream's bits (Go hashes
+/// its own dump of the struct), but stable for a template and changed by any edit or
+/// collision.
+pub fn compute_hash(
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    collision_count: Option<i32>,
+) -> String {
+    let value = serde_json::to_value(template).unwrap_or(serde_json::Value::Null);
+    let mut hash = fnv32a(canonical_json(&value).as_bytes(), 0x811c_9dc5);
+    if let Some(count) = collision_count {
+        hash = fnv32a(&count.to_le_bytes(), hash);
+    }
+    safe_encode(&hash.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

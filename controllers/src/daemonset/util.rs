@@ -21,6 +21,8 @@ use serde_json::Value;
 
 use crate::taint_eviction::tolerates;
 
+pub use crate::controller_utils::compute_hash;
+
 /// The label carrying the hash of the ControllerRevision a pod was made from
 /// (upstream's `DefaultDaemonSetUniqueLabelKey`, `controller-revision-hash`).
 pub const REVISION_HASH_LABEL: &str = "controller-revision-hash";
@@ -331,65 +333,6 @@ pub fn is_pod_updated(pod: &Pod, hash: &str) -> bool {
             .as_ref()
             .and_then(|l| l.get(REVISION_HASH_LABEL))
             .is_some_and(|h| h == hash)
-}
-
-/// Serializes `value` as JSON with every object's keys sorted, so one template always
-/// gives the same bytes.
-fn canonical_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let sorted: BTreeMap<&String, &Value> = map.iter().collect();
-            out.push('{');
-            for (i, (k, v)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical_json(v, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn fnv32a(data: &[u8], mut hash: u32) -> u32 {
-    for b in data {
-        hash ^= u32::from(*b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash
-}
-
-/// The revision hash of a template (upstream's `controller.ComputeHash`, as the
-/// deployment controller computes its pod-template-hash): FNV-32a over the template's
-/// canonical JSON and the collision count, the decimal value safe-encoded. Stable for a
-/// template, changed by any edit or collision; not upstream's exact bits (Go hashes its
-/// own dump of the struct).
-pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let value = serde_json::to_value(template).unwrap_or(Value::Null);
-    let mut text = String::new();
-    canonical_json(&value, &mut text);
-    let mut hash = fnv32a(text.as_bytes(), 0x811c_9dc5);
-    if let Some(count) = collision_count {
-        hash = fnv32a(&count.to_le_bytes(), hash);
-    }
-    hash.to_string()
-        .bytes()
-        .map(|b| char::from(SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()]))
-        .collect()
 }
 
 /// What a ControllerRevision of the DaemonSet stores (upstream's `getPatch`): a

@@ -3,8 +3,6 @@
 //! resolution, which ReplicaSet is new and which are old, replica sums and the
 //! proportions a mid-rollout scale gives each ReplicaSet.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -28,10 +26,6 @@ const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-config
 /// Upstream's cap on the revision-history annotation's length.
 pub const MAX_REV_HISTORY_LENGTH_IN_CHARS: usize = 2000;
 
-/// The alphabet of upstream's `rand.SafeEncodeString` (no vowels, no confusable
-/// characters), so hashes never spell words.
-const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
 /// Errors of the pure helpers.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UtilError {
@@ -46,67 +40,7 @@ pub enum UtilError {
 // ---------------------------------------------------------------------------------
 // pod-template-hash
 
-/// Serializes `value` as JSON with every object's keys sorted, whatever the
-/// serde_json features of the build, so the same template always gives the same bytes.
-fn canonical_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let sorted: BTreeMap<&String, &Value> = map.iter().collect();
-            out.push('{');
-            for (i, (k, v)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical_json(v, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// FNV-32a, as Go's `hash/fnv`.
-fn fnv32a(data: &[u8], mut hash: u32) -> u32 {
-    for b in data {
-        hash ^= u32::from(*b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash
-}
-
-/// Upstream's `rand.SafeEncodeString`: each byte mapped into the safe alphabet.
-pub fn safe_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| char::from(SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()]))
-        .collect()
-}
-
-/// The pod-template-hash of `template` (upstream's `controller.ComputeHash`): FNV-32a
-/// over the template's canonical JSON, then the collision count's little-endian bytes,
-/// the decimal sum safe-encoded. Not upstream's bits (Go hashes its own dump of the
-/// struct), but stable for a template and changed by any edit or collision.
-pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let value = serde_json::to_value(template).unwrap_or(Value::Null);
-    let mut text = String::new();
-    canonical_json(&value, &mut text);
-    let mut hash = fnv32a(text.as_bytes(), 0x811c_9dc5);
-    if let Some(count) = collision_count {
-        hash = fnv32a(&count.to_le_bytes(), hash);
-    }
-    safe_encode(&hash.to_string())
-}
+pub use crate::controller_utils::compute_hash;
 
 /// Drops nulls, empty objects and empty arrays, as upstream's semantic equality treats
 /// nil and empty maps and slices alike.
@@ -812,15 +746,19 @@ mod tests {
             compute_hash(&tpl("nginx:1"), Some(1)),
             compute_hash(&tpl("nginx:1"), Some(2))
         );
-        assert!(a.bytes().all(|b| SAFE_ALPHABET.contains(&b)), "{a}");
+        assert!(
+            a.bytes()
+                .all(|b| crate::controller_utils::SAFE_ALPHABET.contains(&b)),
+            "{a}"
+        );
         assert!(!a.is_empty() && a.len() <= 10);
     }
 
     #[test]
     fn safe_encode_maps_each_byte_into_the_alphabet() {
         // '0' is 48: 48 % 27 = 21 -> '4'; '9' is 57: 57 % 27 = 3 -> 'f'
-        assert_eq!(safe_encode("0"), "4");
-        assert_eq!(safe_encode("09"), "4f");
+        assert_eq!(crate::controller_utils::safe_encode("0"), "4");
+        assert_eq!(crate::controller_utils::safe_encode("09"), "4f");
     }
 
     #[test]

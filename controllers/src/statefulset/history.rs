@@ -4,7 +4,7 @@
 //! `<set>-<hash>` after a hash of that data (and the collision count), carries the
 //! template's labels plus `controller.kubernetes.io/hash`, and is numbered in order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
@@ -16,40 +16,6 @@ use crate::controller_utils::controller_ref;
 
 /// The label holding a revision's hash (upstream's `ControllerRevisionHashLabel`).
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
-
-/// The alphabet of upstream's `rand.SafeEncodeString`.
-const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-/// Serializes `value` with object keys sorted, so equal data always hashes alike
-/// whatever serde_json's map ordering in this build.
-fn canonical_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let sorted: BTreeMap<&String, &Value> = map.iter().collect();
-            out.push('{');
-            for (i, (k, v)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical_json(v, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
 
 /// FNV-1 (32 bits), Go's `fnv.New32`, continuing from `hash`.
 fn fnv1_32(data: &[u8], mut hash: u32) -> u32 {
@@ -65,16 +31,12 @@ fn fnv1_32(data: &[u8], mut hash: u32) -> u32 {
 /// printed in decimal and safe-encoded. Not Go's bits (Go hashes its own encoding),
 /// but a function of the template alone.
 pub fn hash(data: &Value, collision_count: Option<i32>) -> String {
-    let mut text = String::new();
-    canonical_json(data, &mut text);
+    let text = crate::controller_utils::canonical_json(data);
     let mut h = fnv1_32(text.as_bytes(), 0x811c_9dc5);
     if let Some(count) = collision_count {
         h = fnv1_32(count.to_string().as_bytes(), h);
     }
-    h.to_string()
-        .bytes()
-        .map(|b| char::from(SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()]))
-        .collect()
+    crate::controller_utils::safe_encode(&h.to_string())
 }
 
 /// `<prefix>-<hash>`, the prefix cut to 223 bytes so the name stays valid
@@ -232,7 +194,10 @@ mod tests {
         );
         let hash = &r1.metadata.labels.as_ref().unwrap()[HASH_LABEL];
         assert_eq!(name, format!("web-{hash}"));
-        assert!(hash.bytes().all(|b| SAFE_ALPHABET.contains(&b)));
+        assert!(
+            hash.bytes()
+                .all(|b| crate::controller_utils::SAFE_ALPHABET.contains(&b))
+        );
         assert_eq!(r1.metadata.labels.as_ref().unwrap()["app"], "web");
         assert_ne!(new_revision(&s, 1, 1).metadata.name.unwrap(), name);
         let mut changed = s.clone();
