@@ -30,6 +30,7 @@ pub mod informers;
 pub mod job;
 pub mod metrics;
 pub mod namespace;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod replicaset;
@@ -99,6 +100,22 @@ pub struct Settings {
     /// `--terminated-pod-gc-threshold`: how many terminated pods may exist before the
     /// pod garbage collector deletes the oldest (0 or less: never).
     pub terminated_pod_gc_threshold: i32,
+    /// `--allocate-node-cidrs`: whether the node IPAM controller gives nodes pod CIDRs
+    /// (off: it does not run).
+    pub allocate_node_cidrs: bool,
+    /// `--cidr-allocator-type`: only `RangeAllocator` (the default) is built.
+    pub cidr_allocator_type: String,
+    /// `--cluster-cidr`: the pod CIDRs, comma-separated (one per IP family).
+    pub cluster_cidr: String,
+    /// `--service-cluster-ip-range`: the service CIDRs (comma-separated), kept out of
+    /// the nodes' pod CIDRs.
+    pub service_cluster_ip_range: String,
+    /// `--node-cidr-mask-size` (0: unset; single-stack only).
+    pub node_cidr_mask_size: i32,
+    /// `--node-cidr-mask-size-ipv4` (0: unset, meaning 24).
+    pub node_cidr_mask_size_ipv4: i32,
+    /// `--node-cidr-mask-size-ipv6` (0: unset, meaning 64).
+    pub node_cidr_mask_size_ipv6: i32,
 }
 
 impl Default for Settings {
@@ -113,6 +130,13 @@ impl Default for Settings {
             root_ca_pem: String::new(),
             csr_signing: certificates::signer::SigningConfig::default(),
             terminated_pod_gc_threshold: 12500,
+            allocate_node_cidrs: false,
+            cidr_allocator_type: "RangeAllocator".to_owned(),
+            cluster_cidr: String::new(),
+            service_cluster_ip_range: String::new(),
+            node_cidr_mask_size: 0,
+            node_cidr_mask_size_ipv4: 0,
+            node_cidr_mask_size_ipv6: 0,
         }
     }
 }
@@ -175,6 +199,14 @@ pub fn descriptors() -> Vec<Descriptor> {
                     cx.settings.root_ca_pem.clone(),
                 ))
             },
+        },
+        Descriptor {
+            // upstream registers it just before node-lifecycle
+            name: node_ipam::NAME,
+            aliases: &["nodeipam"],
+            service_account: node_ipam::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: node_ipam::start,
         },
         Descriptor {
             name: node_lifecycle::NAME,
@@ -547,9 +579,8 @@ async fn run_controllers(options: Options, manager: kube::Client, enabled: Vec<D
             client,
             settings: settings.clone(),
         };
-        // each controller on its own task, so a panic in one (a bug) stops only it, as
-        // a goroutine's would not but a crash-looping controller should not take the
-        // others down with it; the handles abort them all when leadership ends
+        // each controller on its own task: a panic (a bug) then stops that controller,
+        // not the whole manager; the handles abort them all when leadership ends
         running.push((
             descriptor.name,
             AbortOnDrop(tokio::spawn((descriptor.start)(cx))),

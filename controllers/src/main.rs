@@ -68,6 +68,27 @@ struct Flags {
     /// (0 or less disables it).
     #[arg(long, default_value_t = 12500, allow_negative_numbers = true)]
     terminated_pod_gc_threshold: i32,
+    /// Give nodes pod CIDRs out of `--cluster-cidr` (the node IPAM controller).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    allocate_node_cidrs: bool,
+    /// How pod CIDRs are allocated: only `RangeAllocator`.
+    #[arg(long, default_value = "RangeAllocator")]
+    cidr_allocator_type: String,
+    /// The pods' CIDR range(s), comma-separated (one per IP family).
+    #[arg(long, default_value = "")]
+    cluster_cidr: String,
+    /// The services' CIDR range(s), kept out of nodes' pod CIDRs.
+    #[arg(long, default_value = "")]
+    service_cluster_ip_range: String,
+    /// Mask size of a node's pod CIDR (single-stack clusters; default 24 or 64).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    node_cidr_mask_size: i32,
+    /// Mask size of a node's IPv4 pod CIDR (default 24).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    node_cidr_mask_size_ipv4: i32,
+    /// Mask size of a node's IPv6 pod CIDR (default 64).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    node_cidr_mask_size_ipv6: i32,
     /// The CA bundle published as `kube-root-ca.crt` in every namespace.
     #[arg(long)]
     root_ca_file: Option<PathBuf>,
@@ -142,7 +163,26 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     // refuse unknown controllers before connecting anywhere
-    controllers::enabled(&flags.controllers)?;
+    let enabled = controllers::enabled(&flags.controllers)?;
+    // as upstream, bad node IPAM flags stop the manager (when that controller runs)
+    if flags.allocate_node_cidrs
+        && enabled
+            .iter()
+            .any(|d| d.name == controllers::node_ipam::NAME)
+    {
+        let ipam = controllers::Settings {
+            allocate_node_cidrs: true,
+            cidr_allocator_type: flags.cidr_allocator_type.clone(),
+            cluster_cidr: flags.cluster_cidr.clone(),
+            service_cluster_ip_range: flags.service_cluster_ip_range.clone(),
+            node_cidr_mask_size: flags.node_cidr_mask_size,
+            node_cidr_mask_size_ipv4: flags.node_cidr_mask_size_ipv4,
+            node_cidr_mask_size_ipv6: flags.node_cidr_mask_size_ipv6,
+            ..controllers::Settings::default()
+        };
+        controllers::node_ipam::cidr_sets(&ipam)
+            .map_err(|e| anyhow::anyhow!("node-ipam-controller: {e}"))?;
+    }
     let client_config = match &flags.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
@@ -168,6 +208,13 @@ async fn main() -> anyhow::Result<()> {
     options.settings.node_monitor_grace_period = flags.node_monitor_grace_period;
     options.settings.node_startup_grace_period = flags.node_startup_grace_period;
     options.settings.terminated_pod_gc_threshold = flags.terminated_pod_gc_threshold;
+    options.settings.allocate_node_cidrs = flags.allocate_node_cidrs;
+    options.settings.cidr_allocator_type = flags.cidr_allocator_type.clone();
+    options.settings.cluster_cidr = flags.cluster_cidr.clone();
+    options.settings.service_cluster_ip_range = flags.service_cluster_ip_range.clone();
+    options.settings.node_cidr_mask_size = flags.node_cidr_mask_size;
+    options.settings.node_cidr_mask_size_ipv4 = flags.node_cidr_mask_size_ipv4;
+    options.settings.node_cidr_mask_size_ipv6 = flags.node_cidr_mask_size_ipv6;
     let pair = |cert: &Option<PathBuf>, key: &Option<PathBuf>| {
         controllers::certificates::signer::SigningFiles {
             cert_file: cert.clone(),

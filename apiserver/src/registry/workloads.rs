@@ -146,10 +146,28 @@ pub fn set_defaults(resource: &ResourceInfo, object: &mut Value) {
             if !spec.contains_key("completions") && spec.get("parallelism") == Some(&json!(1)) {
                 spec.insert("completions".into(), json!(1));
             }
-            insert_default(spec, "backoffLimit", json!(6));
+            // upstream's SetDefaults_Job: with a per-index limit the global one is
+            // unbounded, and with a pod failure policy replacements wait for Failed
+            let per_index = spec
+                .get("backoffLimitPerIndex")
+                .is_some_and(|v| !v.is_null());
+            insert_default(
+                spec,
+                "backoffLimit",
+                json!(if per_index { i32::MAX } else { 6 }),
+            );
             insert_default(spec, "completionMode", json!("NonIndexed"));
             insert_default(spec, "suspend", json!(false));
-            insert_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+            let failure_policy = spec.get("podFailurePolicy").is_some_and(|v| !v.is_null());
+            insert_default(
+                spec,
+                "podReplacementPolicy",
+                json!(if failure_policy {
+                    "Failed"
+                } else {
+                    "TerminatingOrFailed"
+                }),
+            );
         }
         ("batch", "cronjobs") => {
             insert_default(spec, "concurrencyPolicy", json!("Allow"));
@@ -303,6 +321,25 @@ mod tests {
             "File"
         );
         assert!(validate(pods, &pod).is_empty());
+    }
+
+    #[test]
+    fn jobs_default_their_limits_by_their_policies() {
+        let jobs = find("batch", "v1", "jobs").unwrap();
+        let template = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}});
+        let mut plain = json!({"spec": {"template": template.clone()}});
+        set_defaults(jobs, &mut plain);
+        assert_eq!(plain["spec"]["backoffLimit"], 6);
+        assert_eq!(plain["spec"]["podReplacementPolicy"], "TerminatingOrFailed");
+        let mut per_index = json!({"spec": {"completionMode": "Indexed", "completions": 3,
+            "backoffLimitPerIndex": 1, "template": template.clone()}});
+        set_defaults(jobs, &mut per_index);
+        assert_eq!(per_index["spec"]["backoffLimit"], i32::MAX);
+        let mut with_policy = json!({"spec": {"template": template,
+            "podFailurePolicy": {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}}});
+        set_defaults(jobs, &mut with_policy);
+        assert_eq!(with_policy["spec"]["podReplacementPolicy"], "Failed");
+        assert_eq!(with_policy["spec"]["backoffLimit"], 6);
     }
 
     #[test]
