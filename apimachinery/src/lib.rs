@@ -10,4 +10,5 @@ pub mod markers;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;
+pub mod quota;
 pub mod resources;

@@ -145,6 +145,8 @@ impl Server {
             .ensure_kubernetes_service(advertised.ip(), advertised.port())
             .await
             .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        // upstream's kubernetes-service-cidr-controller: the `kubernetes` ServiceCIDR
+        crate::registry::service_cidrs::start(state.registry().clone()).await;
         if options.authorization_mode.iter().any(|m| m == "RBAC") {
             bootstrap_policy::reconcile(state.registry())
                 .await

@@ -3,18 +3,24 @@
 //! count (active, ready, available), the pod a controller creates from its template,
 //! controller ownerReferences and the claim (adopt/release) decision, the order in
 //! which surplus pods are deleted, slow-start batching of creates, and the
-//! expectations that keep a controller from acting twice on what it has not yet seen.
+//! expectations that keep a controller from acting twice on what it has not yet seen;
+//! also the messages of failed requests, the fresh recheck of an owner before it
+//! adopts, and the routing of owned objects' events to the owners they concern.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apimachinery::labels::{self, Labels, Selector};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::Resource;
+use kube::api::Api;
+use serde::de::DeserializeOwned;
+
+use crate::informers::Informer;
 
 /// How long expectations are trusted before a controller acts anyway (upstream's
 /// `ExpectationsTimeout`): a watch event that never arrives cannot stall it forever.
@@ -674,6 +680,240 @@ pub fn compute_hash(
     safe_encode(&hash.to_string())
 }
 
+// ---- errors of API requests ----
+
+/// The apiserver's message of a failed request (what Go's `StatusError` prints), or
+/// the client's error.
+pub fn message_of(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The HTTP status code of an apiserver's error, none for a client-side one.
+pub fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+// ---- rechecking an owner before adopting ----
+
+/// Why an owner may not adopt: a fresh read failed, or showed another object or one
+/// being deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum RecheckError {
+    /// The fresh read failed (a 404 says the owner is gone).
+    #[error("{}", message_of(.0))]
+    Get(kube::Error),
+    /// The name now belongs to another object.
+    #[error("original {kind} {namespace}/{name} is gone: got uid {got}, wanted {wanted}")]
+    Replaced {
+        /// The owner's kind.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The uid the fresh read showed.
+        got: String,
+        /// The uid expected.
+        wanted: String,
+    },
+    /// The owner is being deleted.
+    #[error("{namespace}/{name} has just been deleted at {at}")]
+    Deleting {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Its deletionTimestamp.
+        at: jiff::Timestamp,
+    },
+}
+
+/// Upstream's `RecheckDeletionTimestamp`: before adopting, a fresh read of the owner
+/// (not the cache) must show it still exists, is the object with `uid` and is not
+/// being deleted, or the garbage collector could miss what it adopts.
+pub async fn recheck_owner<K>(
+    api: &Api<K>,
+    name: &str,
+    uid: Option<&str>,
+) -> Result<(), RecheckError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let fresh = api.get(name).await.map_err(RecheckError::Get)?;
+    let namespace = api.namespace().unwrap_or_default().to_owned();
+    if fresh.meta().uid.as_deref() != uid {
+        return Err(RecheckError::Replaced {
+            kind: K::kind(&()).into_owned(),
+            namespace,
+            name: name.to_owned(),
+            got: fresh.meta().uid.clone().unwrap_or_default(),
+            wanted: uid.unwrap_or_default().to_owned(),
+        });
+    }
+    if let Some(Time(at)) = &fresh.meta().deletion_timestamp {
+        return Err(RecheckError::Deleting {
+            namespace,
+            name: name.to_owned(),
+            at: *at,
+        });
+    }
+    Ok(())
+}
+
+// ---- routing events of owned objects to their owners ----
+
+/// A controller's owners in its informer cache, for routing the events of objects it
+/// owns (pods, ControllerRevisions, ReplicaSets) to the owners they concern: their
+/// controller, or for an orphan the owners that may adopt it.
+pub struct OwnerLookup<'a, K> {
+    /// The owners' cache.
+    pub owners: &'a dyn OwnerCache<K>,
+    /// An owner's selector; none (or an empty one) selects no orphans.
+    pub selector: fn(&K) -> Option<Selector>,
+}
+
+/// Where an [`OwnerLookup`] reads the owners: an informer's cache.
+pub trait OwnerCache<K> {
+    /// The cached owner `namespace/name`.
+    fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>>;
+    /// The cached owners of one namespace.
+    fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>>;
+}
+
+impl<K> OwnerCache<K> for Informer<K>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default,
+{
+    fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        Informer::get(self, namespace, name)
+    }
+
+    fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        Informer::list_namespace(self, namespace)
+    }
+}
+
+/// The owners an added or updated object concerns.
+pub struct Concerned<K> {
+    /// On an update that changed the controller reference: the former controller.
+    pub former: Option<Arc<K>>,
+    /// The object's controller, when it is one of these owners.
+    pub controller: Option<Arc<K>>,
+    /// For an orphan that is new, or whose labels or controller changed: the owners
+    /// selecting it, who may adopt it.
+    pub adopters: Vec<Arc<K>>,
+}
+
+impl<K> Concerned<K> {
+    /// Every owner concerned: the former controller, the controller, the adopters.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<K>> {
+        self.former
+            .iter()
+            .chain(self.controller.iter())
+            .chain(self.adopters.iter())
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> OwnerLookup<'_, K> {
+    /// The owner `reference` names, if it is of this kind and the cached object is
+    /// still the same one (upstream's `resolveControllerRef`).
+    pub fn resolve(&self, namespace: &str, reference: &OwnerReference) -> Option<Arc<K>> {
+        if reference.kind != K::kind(&()) {
+            return None;
+        }
+        let owner = self.owners.get(namespace, &reference.name)?;
+        (owner.meta().uid.as_deref() == Some(reference.uid.as_str())).then_some(owner)
+    }
+
+    /// The object's controller, if it is one of these owners.
+    pub fn controller(&self, meta: &ObjectMeta) -> Option<Arc<K>> {
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        controller_of(meta).and_then(|r| self.resolve(namespace, r))
+    }
+
+    /// The owners in the object's namespace whose selector matches its labels
+    /// (upstream's `GetPodReplicaSets`, `getPodJobs`, ...); an object without labels
+    /// matches none.
+    pub fn selecting(&self, meta: &ObjectMeta) -> Vec<Arc<K>> {
+        let labels = labels_of(meta);
+        if labels.is_empty() {
+            return Vec::new();
+        }
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        let owners: Vec<Arc<K>> = self
+            .owners
+            .list_namespace(namespace)
+            .into_iter()
+            .filter(|o| (self.selector)(o).is_some_and(|s| !s.is_empty() && s.matches(&labels)))
+            .collect();
+        if owners.len() > 1 {
+            tracing::warn!(
+                kind = %K::kind(&()),
+                object = %format!("{namespace}/{}", meta.name.as_deref().unwrap_or_default()),
+                "user error: more than one {} is selecting objects with these labels",
+                K::kind(&())
+            );
+        }
+        owners
+    }
+
+    /// Who an added object concerns: its controller, or as an orphan who selects it.
+    pub fn added(&self, meta: &ObjectMeta) -> Concerned<K> {
+        let (controller, adopters) = match controller_of(meta) {
+            Some(_) => (self.controller(meta), Vec::new()),
+            None => (None, self.selecting(meta)),
+        };
+        Concerned {
+            former: None,
+            controller,
+            adopters,
+        }
+    }
+
+    /// Who an update concerns: the former controller if the controller reference
+    /// changed, the controller now, and for an orphan whose labels or controller
+    /// changed, who selects it (upstream's `updatePod` of the workload controllers).
+    pub fn updated(&self, old: &ObjectMeta, new: &ObjectMeta) -> Concerned<K> {
+        let namespace = new.namespace.as_deref().unwrap_or_default();
+        let (old_ref, new_ref) = (controller_of(old), controller_of(new));
+        let ref_changed = old_ref != new_ref;
+        let former = if ref_changed {
+            old_ref.and_then(|r| self.resolve(namespace, r))
+        } else {
+            None
+        };
+        let (controller, adopters) = match new_ref {
+            Some(r) => (self.resolve(namespace, r), Vec::new()),
+            None if ref_changed || old.labels != new.labels => (None, self.selecting(new)),
+            None => (None, Vec::new()),
+        };
+        Concerned {
+            former,
+            controller,
+            adopters,
+        }
+    }
+}
+
+/// When a pod just became ready and its owner counts it available only after
+/// `min_ready_seconds`: how long until it should look again (plus a second against
+/// clock skew, as upstream).
+pub fn requeue_when_available(min_ready_seconds: i32, old: &Pod, new: &Pod) -> Option<Duration> {
+    (min_ready_seconds > 0 && !is_pod_ready(old) && is_pod_ready(new)).then(|| {
+        let secs = u64::try_from(min_ready_seconds)
+            .unwrap_or(0)
+            .saturating_add(1);
+        Duration::from_secs(secs)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1025,5 +1265,181 @@ mod tests {
         e.expect_creations("ns/rs", 1);
         e.delete("ns/rs");
         assert!(e.satisfied("ns/rs"));
+    }
+
+    // ---- request errors, owner recheck, event routing ----
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "NotFound")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn request_errors_give_the_apiservers_message_and_code() {
+        let e = api_error(404, "pods \"p\" not found");
+        assert_eq!(message_of(&e), "pods \"p\" not found");
+        assert_eq!(status_code(&e), Some(404));
+        // an empty message falls back to the client's rendering
+        let empty = api_error(500, "");
+        assert!(!message_of(&empty).is_empty());
+        let client_side = kube::Error::LinesCodecMaxLineLengthExceeded;
+        assert_eq!(status_code(&client_side), None);
+        assert_eq!(message_of(&client_side), client_side.to_string());
+    }
+
+    #[test]
+    fn recheck_errors_read_as_upstreams() {
+        let replaced = RecheckError::Replaced {
+            kind: "ReplicaSet".into(),
+            namespace: "ns".into(),
+            name: "rs".into(),
+            got: "b".into(),
+            wanted: "a".into(),
+        };
+        assert_eq!(
+            replaced.to_string(),
+            "original ReplicaSet ns/rs is gone: got uid b, wanted a"
+        );
+        let deleting = RecheckError::Deleting {
+            namespace: "ns".into(),
+            name: "rs".into(),
+            at: ts(0),
+        };
+        assert_eq!(
+            deleting.to_string(),
+            "ns/rs has just been deleted at 1970-01-01T00:00:00Z"
+        );
+        let get = RecheckError::Get(api_error(404, "replicasets \"rs\" not found"));
+        assert_eq!(get.to_string(), "replicasets \"rs\" not found");
+    }
+
+    #[test]
+    fn a_pod_becoming_ready_requeues_after_min_ready_seconds() {
+        let not_ready = P::new("p").0;
+        let ready = P::new("p").ready_since(1_000).0;
+        assert_eq!(
+            requeue_when_available(10, &not_ready, &ready),
+            Some(Duration::from_secs(11))
+        );
+        assert_eq!(requeue_when_available(0, &not_ready, &ready), None);
+        assert_eq!(requeue_when_available(10, &ready, &ready), None);
+        assert_eq!(requeue_when_available(-5, &not_ready, &ready), None);
+    }
+
+    struct Cache(Vec<Arc<ReplicaSet>>);
+
+    impl OwnerCache<ReplicaSet> for Cache {
+        fn get(&self, namespace: &str, name: &str) -> Option<Arc<ReplicaSet>> {
+            self.0
+                .iter()
+                .find(|r| {
+                    r.metadata.namespace.as_deref() == Some(namespace)
+                        && r.metadata.name.as_deref() == Some(name)
+                })
+                .cloned()
+        }
+        fn list_namespace(&self, namespace: &str) -> Vec<Arc<ReplicaSet>> {
+            self.0
+                .iter()
+                .filter(|r| r.metadata.namespace.as_deref() == Some(namespace))
+                .cloned()
+                .collect()
+        }
+    }
+
+    fn replica_set(name: &str, app: &str) -> Arc<ReplicaSet> {
+        Arc::new(ReplicaSet {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::apps::v1::ReplicaSetSpec {
+                selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: Some(BTreeMap::from([("app".into(), app.into())])),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            status: None,
+        })
+    }
+
+    fn names(owners: &[Arc<ReplicaSet>]) -> Vec<String> {
+        owners
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap_or_default())
+            .collect()
+    }
+
+    fn pod_meta(app: Option<&str>, controller: Option<&ReplicaSet>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("p".into()),
+            namespace: Some("ns".into()),
+            labels: app.map(|a| BTreeMap::from([("app".into(), a.into())])),
+            owner_references: controller.map(|c| vec![controller_ref(c)]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn owned_object_events_reach_their_controller_or_possible_adopters() {
+        let (a, b) = (replica_set("a", "web"), replica_set("b", "db"));
+        let cache = Cache(vec![a.clone(), b.clone()]);
+        let lookup = OwnerLookup {
+            owners: &cache,
+            selector: |rs: &ReplicaSet| label_selector(rs.spec.as_ref().map(|s| &s.selector)).ok(),
+        };
+        // a controlled pod concerns only its controller, whatever its labels
+        let owned = pod_meta(Some("db"), Some(&a));
+        let added = lookup.added(&owned);
+        assert_eq!(
+            added.controller.and_then(|c| c.metadata.name.clone()),
+            Some("a".into())
+        );
+        assert!(added.adopters.is_empty());
+        // an orphan concerns whoever selects it; one without labels nobody
+        assert_eq!(
+            names(&lookup.added(&pod_meta(Some("db"), None)).adopters),
+            ["b"]
+        );
+        assert!(lookup.added(&pod_meta(None, None)).all().next().is_none());
+        // a reference to a replaced owner (other uid) resolves to nothing
+        let mut stale = (*a).clone();
+        stale.metadata.uid = Some("old".into());
+        assert!(
+            lookup
+                .controller(&pod_meta(Some("web"), Some(&stale)))
+                .is_none()
+        );
+
+        // released: the former controller and the new selectors both hear of it
+        let released = lookup.updated(&owned, &pod_meta(Some("db"), None));
+        assert_eq!(
+            released.former.and_then(|c| c.metadata.name.clone()),
+            Some("a".into())
+        );
+        assert!(released.controller.is_none());
+        assert_eq!(names(&released.adopters), ["b"]);
+        // an orphan whose labels did not change needs no adopter pass
+        let orphan = pod_meta(Some("web"), None);
+        assert!(lookup.updated(&orphan, &orphan).all().next().is_none());
+        // relabelled orphan: the new selector
+        assert_eq!(
+            names(
+                &lookup
+                    .updated(&orphan, &pod_meta(Some("db"), None))
+                    .adopters
+            ),
+            ["b"]
+        );
+        // still controlled by the same owner: only it, no former
+        let same = lookup.updated(&owned, &owned);
+        assert!(same.former.is_none());
+        assert_eq!(names(&same.all().cloned().collect::<Vec<_>>()), ["a"]);
     }
 }

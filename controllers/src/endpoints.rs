@@ -432,7 +432,14 @@ fn ready_transition(pod: &Pod) -> Option<Timestamp> {
 }
 
 impl TriggerTimes {
-    fn compute(&self, key: &str, service: &Service, pods: &[Arc<Pod>]) -> Option<Timestamp> {
+    /// The earliest trigger time that changed since the last call for `key`, and the
+    /// state before this call (for [`Self::restore`] when the write fails).
+    fn compute(
+        &self,
+        key: &str,
+        service: &Service,
+        pods: &[Arc<Pod>],
+    ) -> (Option<Timestamp>, ServiceTriggers) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (last_pods, last_service) = state.entry(key.to_owned()).or_default();
         let mut earliest: Option<Timestamp> = None;
@@ -457,9 +464,20 @@ impl TriggerTimes {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
         }
-        *last_pods = seen;
-        *last_service = created;
-        earliest
+        let before = (
+            std::mem::replace(last_pods, seen),
+            std::mem::replace(last_service, created),
+        );
+        (earliest, before)
+    }
+
+    /// Puts back the state [`Self::compute`] replaced, when what it computed was not
+    /// written.
+    fn restore(&self, key: &str, before: ServiceTriggers) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), before);
     }
 
     fn forget(&self, key: &str) {
@@ -564,9 +582,6 @@ impl Controller {
             .into_iter()
             .filter(|p| selects(selector, p))
             .collect();
-        // computed before the no-op check so the tracker's state moves on anyway
-        let trigger = self.triggers.compute(key, &service, &pods);
-        let subsets = desired_subsets(&service, &pods);
         let current = self.endpoints.get(namespace, name);
         if let Some(current) = &current {
             let rv = current
@@ -576,9 +591,13 @@ impl Controller {
                 .unwrap_or_default();
             let stale = self.stale.lock().unwrap_or_else(|e| e.into_inner());
             if stale.get(key) == Some(&rv) {
+                // before the tracker moves on, so the retry still carries the trigger
                 return Err(Error::Stale(rv, key.to_owned()));
             }
         }
+        // computed before the no-op check so the tracker's state moves on anyway
+        let (trigger, before) = self.triggers.compute(key, &service, &pods);
+        let subsets = desired_subsets(&service, &pods);
         let Some(wanted) = desired_endpoints(&service, subsets, current.as_deref(), trigger) else {
             return Ok(());
         };
@@ -610,6 +629,8 @@ impl Controller {
                 Ok(())
             }
             Err(e) => {
+                // the retry publishes the same changes: it must carry their trigger time
+                self.triggers.restore(key, before);
                 let (reason, message) = if current.is_none() {
                     (
                         "FailedToCreateEndpoint",
@@ -915,7 +936,7 @@ mod tests {
         );
         let pods = [pod("a", "10.0.0.1", true)];
         let triggers = TriggerTimes::default();
-        let first = triggers.compute("default/web", &svc, &pods);
+        let first = triggers.compute("default/web", &svc, &pods).0;
         assert_eq!(
             first.map(|t| t.to_string()).as_deref(),
             Some("2024-01-01T00:00:00Z")
@@ -927,7 +948,13 @@ mod tests {
         );
         assert_eq!(wanted.metadata.labels.as_ref().unwrap()["team"], "a");
         // nothing changed since: no trigger time, and nothing to write
-        assert_eq!(triggers.compute("default/web", &svc, &pods), None);
+        let (none, before) = triggers.compute("default/web", &svc, &pods);
+        assert_eq!(none, None);
+        // a failed write puts the state back: the retry carries the trigger again
+        triggers.restore("default/web", (HashMap::new(), None));
+        assert_eq!(triggers.compute("default/web", &svc, &pods).0, first);
+        triggers.restore("default/web", before);
+        assert_eq!(triggers.compute("default/web", &svc, &pods).0, None);
         let mut stored = wanted.clone();
         stored.metadata.resource_version = Some("5".into());
         assert!(

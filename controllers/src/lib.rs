@@ -28,14 +28,20 @@ pub mod endpointslice_mirroring;
 pub mod garbage_collector;
 pub mod informers;
 pub mod job;
+pub mod legacy_token_cleaner;
 pub mod metrics;
 pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub mod persistent_volume;
 pub mod pod_gc;
+pub mod podautoscaler;
 pub mod replicaset;
+pub mod resource_quota;
 pub mod root_ca_publisher;
 pub mod service_accounts;
+pub mod service_cidrs;
+pub mod serviceaccount_tokens;
 pub mod statefulset;
 pub mod taint_eviction;
 pub mod ttl_after_finished;
@@ -97,6 +103,29 @@ pub struct Settings {
     /// (`--cluster-signing-{cert,key}-file` and the per-signer pairs); without files
     /// the controller does not run.
     pub csr_signing: certificates::signer::SigningConfig,
+    /// `--horizontal-pod-autoscaler-sync-period`: how often each autoscaler is looked at.
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// `--horizontal-pod-autoscaler-tolerance`: how far the metrics' ratio to their
+    /// targets may stray from 1 before the autoscaler scales.
+    pub horizontal_pod_autoscaler_tolerance: f64,
+    /// `--horizontal-pod-autoscaler-downscale-stabilization`: how far back the
+    /// autoscaler looks for a higher recommendation before scaling down.
+    pub horizontal_pod_autoscaler_downscale_stabilization: Duration,
+    /// `--horizontal-pod-autoscaler-initial-readiness-delay`: after a pod starts, how
+    /// long its readiness changes count as its initial readiness.
+    pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
+    /// `--horizontal-pod-autoscaler-cpu-initialization-period`: after a pod starts, how
+    /// long its CPU samples are skipped unless taken while it was ready.
+    pub horizontal_pod_autoscaler_cpu_initialization_period: Duration,
+    /// `--concurrent-horizontal-pod-autoscaler-syncs`.
+    pub concurrent_horizontal_pod_autoscaler_syncs: usize,
+    /// The RSA private key (PEM) of `--service-account-private-key-file`, which signs
+    /// the legacy tokens the service-account token controller puts in Secrets (empty:
+    /// that controller does not run).
+    pub service_account_private_key_pem: String,
+    /// `--legacy-service-account-token-clean-up-period`: how long an auto-generated
+    /// legacy token may go unused before it is marked invalid, and then deleted.
+    pub legacy_service_account_token_clean_up_period: Duration,
     /// `--terminated-pod-gc-threshold`: how many terminated pods may exist before the
     /// pod garbage collector deletes the oldest (0 or less: never).
     pub terminated_pod_gc_threshold: i32,
@@ -116,6 +145,13 @@ pub struct Settings {
     pub node_cidr_mask_size_ipv4: i32,
     /// `--node-cidr-mask-size-ipv6` (0: unset, meaning 64).
     pub node_cidr_mask_size_ipv6: i32,
+    /// `--resource-quota-sync-period`: how often every quota's usage is recalculated.
+    pub resource_quota_sync_period: Duration,
+    /// `--concurrent-resource-quota-syncs`.
+    pub concurrent_resource_quota_syncs: usize,
+    /// `--pvclaimbinder-sync-period`: how often the PersistentVolume binder looks at
+    /// every claim and volume again.
+    pub pvclaimbinder_sync_period: Duration,
 }
 
 impl Default for Settings {
@@ -129,6 +165,14 @@ impl Default for Settings {
             node_startup_grace_period: Duration::from_secs(60),
             root_ca_pem: String::new(),
             csr_signing: certificates::signer::SigningConfig::default(),
+            horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
+            horizontal_pod_autoscaler_tolerance: 0.1,
+            horizontal_pod_autoscaler_downscale_stabilization: Duration::from_secs(300),
+            horizontal_pod_autoscaler_initial_readiness_delay: Duration::from_secs(30),
+            horizontal_pod_autoscaler_cpu_initialization_period: Duration::from_secs(300),
+            concurrent_horizontal_pod_autoscaler_syncs: 5,
+            service_account_private_key_pem: String::new(),
+            legacy_service_account_token_clean_up_period: Duration::from_secs(365 * 24 * 3600),
             terminated_pod_gc_threshold: 12500,
             allocate_node_cidrs: false,
             cidr_allocator_type: "RangeAllocator".to_owned(),
@@ -137,6 +181,9 @@ impl Default for Settings {
             node_cidr_mask_size: 0,
             node_cidr_mask_size_ipv4: 0,
             node_cidr_mask_size_ipv6: 0,
+            resource_quota_sync_period: Duration::from_secs(300),
+            concurrent_resource_quota_syncs: 5,
+            pvclaimbinder_sync_period: Duration::from_secs(15),
         }
     }
 }
@@ -180,6 +227,15 @@ pub struct Descriptor {
 /// Every controller built, in upstream's order.
 pub fn descriptors() -> Vec<Descriptor> {
     vec![
+        Descriptor {
+            // upstream starts it before the others, with the manager's own credentials:
+            // it writes with `cx.reader`, never as the account named here
+            name: serviceaccount_tokens::NAME,
+            aliases: &["serviceaccount-token"],
+            service_account: service_accounts::NAME,
+            disabled_by_default: false,
+            start: serviceaccount_tokens::start,
+        },
         Descriptor {
             name: "serviceaccount-controller",
             aliases: &["serviceaccount"],
@@ -273,6 +329,13 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: endpointslice_mirroring::start,
         },
         Descriptor {
+            name: podautoscaler::NAME,
+            aliases: &["horizontalpodautoscaling"],
+            service_account: podautoscaler::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: podautoscaler::start,
+        },
+        Descriptor {
             name: disruption::NAME,
             aliases: &["disruption"],
             service_account: "disruption-controller",
@@ -292,6 +355,13 @@ pub fn descriptors() -> Vec<Descriptor> {
             service_account: ttl_after_finished::SERVICE_ACCOUNT,
             disabled_by_default: false,
             start: ttl_after_finished::start,
+        },
+        Descriptor {
+            name: resource_quota::NAME,
+            aliases: &["resourcequota"],
+            service_account: resource_quota::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: resource_quota::start,
         },
         Descriptor {
             name: namespace::NAME,
@@ -364,6 +434,13 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: bootstrap::start_cleaner,
         },
         Descriptor {
+            name: persistent_volume::NAME,
+            aliases: &["persistentvolume-binder"],
+            service_account: persistent_volume::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: persistent_volume::start,
+        },
+        Descriptor {
             name: clusterrole_aggregation::NAME,
             aliases: &["clusterrole-aggregation"],
             service_account: clusterrole_aggregation::SERVICE_ACCOUNT,
@@ -383,6 +460,22 @@ pub fn descriptors() -> Vec<Descriptor> {
             service_account: volume_protection::PV_SERVICE_ACCOUNT,
             disabled_by_default: false,
             start: volume_protection::start_pv,
+        },
+        Descriptor {
+            name: legacy_token_cleaner::NAME,
+            aliases: &["legacy-service-account-token-cleaner"],
+            service_account: legacy_token_cleaner::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: legacy_token_cleaner::start,
+        },
+        Descriptor {
+            // on by default: MultiCIDRServiceAllocator is GA in v1.33 (upstream has no
+            // alias; `service-cidr` is rkube's shorthand)
+            name: service_cidrs::NAME,
+            aliases: &["service-cidr"],
+            service_account: service_cidrs::SERVICE_ACCOUNT,
+            disabled_by_default: false,
+            start: service_cidrs::start,
         },
     ]
 }

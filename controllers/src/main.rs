@@ -64,10 +64,37 @@ struct Flags {
     /// The same for a node that never reported.
     #[arg(long, default_value = "1m0s", value_parser = parse_duration)]
     node_startup_grace_period: Duration,
+    /// How often each horizontal pod autoscaler is looked at.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_sync_period: Duration,
+    /// How far the metrics' ratio to their targets may stray before scaling.
+    #[arg(long, default_value_t = 0.1)]
+    horizontal_pod_autoscaler_tolerance: f64,
+    /// How far back a higher recommendation holds a scale-down.
+    #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_downscale_stabilization: Duration,
+    /// After a pod starts, how long its readiness changes count as initial.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_initial_readiness_delay: Duration,
+    /// After a pod starts, how long its CPU samples are skipped unless taken while ready.
+    #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_cpu_initialization_period: Duration,
+    /// Horizontal pod autoscalers synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_horizontal_pod_autoscaler_syncs: usize,
     /// Terminated pods allowed before the pod garbage collector deletes the oldest
     /// (0 or less disables it).
     #[arg(long, default_value_t = 12500, allow_negative_numbers = true)]
     terminated_pod_gc_threshold: i32,
+    /// How often every ResourceQuota's usage is recalculated.
+    #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
+    resource_quota_sync_period: Duration,
+    /// ResourceQuotas synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_resource_quota_syncs: usize,
+    /// How often the PersistentVolume binder re-examines every claim and volume.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pvclaimbinder_sync_period: Duration,
     /// Give nodes pod CIDRs out of `--cluster-cidr` (the node IPAM controller).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     allocate_node_cidrs: bool,
@@ -92,6 +119,14 @@ struct Flags {
     /// The CA bundle published as `kube-root-ca.crt` in every namespace.
     #[arg(long)]
     root_ca_file: Option<PathBuf>,
+    /// How long an auto-generated legacy service-account token may go unused before
+    /// it is marked invalid, and then deleted.
+    #[arg(long, default_value = "8760h0m0s", value_parser = parse_duration)]
+    legacy_service_account_token_clean_up_period: Duration,
+    /// The PEM RSA private key that signs legacy service-account tokens (without it
+    /// the service-account token controller does not run).
+    #[arg(long)]
+    service_account_private_key_file: Option<PathBuf>,
     /// The PEM CA certificate that signs certificates for the built-in signers.
     #[arg(long)]
     cluster_signing_cert_file: Option<PathBuf>,
@@ -208,6 +243,37 @@ async fn main() -> anyhow::Result<()> {
     options.settings.node_monitor_grace_period = flags.node_monitor_grace_period;
     options.settings.node_startup_grace_period = flags.node_startup_grace_period;
     options.settings.terminated_pod_gc_threshold = flags.terminated_pod_gc_threshold;
+    options.settings.resource_quota_sync_period = flags.resource_quota_sync_period;
+    options.settings.concurrent_resource_quota_syncs = flags.concurrent_resource_quota_syncs;
+    options
+        .settings
+        .legacy_service_account_token_clean_up_period =
+        flags.legacy_service_account_token_clean_up_period;
+    if let Some(path) = &flags.service_account_private_key_file {
+        options.settings.service_account_private_key_pem =
+            std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("error reading key for service account token controller: {e}")
+            })?;
+    }
+    options.settings.horizontal_pod_autoscaler_sync_period =
+        flags.horizontal_pod_autoscaler_sync_period;
+    options.settings.horizontal_pod_autoscaler_tolerance =
+        flags.horizontal_pod_autoscaler_tolerance;
+    options
+        .settings
+        .horizontal_pod_autoscaler_downscale_stabilization =
+        flags.horizontal_pod_autoscaler_downscale_stabilization;
+    options
+        .settings
+        .horizontal_pod_autoscaler_initial_readiness_delay =
+        flags.horizontal_pod_autoscaler_initial_readiness_delay;
+    options
+        .settings
+        .horizontal_pod_autoscaler_cpu_initialization_period =
+        flags.horizontal_pod_autoscaler_cpu_initialization_period;
+    options.settings.concurrent_horizontal_pod_autoscaler_syncs =
+        flags.concurrent_horizontal_pod_autoscaler_syncs;
+    options.settings.pvclaimbinder_sync_period = flags.pvclaimbinder_sync_period;
     options.settings.allocate_node_cidrs = flags.allocate_node_cidrs;
     options.settings.cidr_allocator_type = flags.cidr_allocator_type.clone();
     options.settings.cluster_cidr = flags.cluster_cidr.clone();

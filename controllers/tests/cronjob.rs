@@ -3,11 +3,13 @@
 
 mod support;
 
+use std::time::Duration;
+
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{Spec, cluster, wait_for};
+use support::{Spec, cluster, controlled_by, create, wait_for, wait_for_within};
 
 const SCHEDULED: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
@@ -45,20 +47,7 @@ async fn wait_for_event(
 
 /// The Jobs in `default` controlled by the object with `uid`, by name.
 async fn jobs_of(jobs: &Api<Job>, uid: &str) -> Vec<Job> {
-    let mut owned: Vec<Job> = jobs
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|j| {
-            j.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|r| r.uid == uid && r.controller == Some(true))
-        })
-        .collect();
+    let mut owned = controlled_by(jobs, uid).await;
     owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     owned
 }
@@ -315,4 +304,89 @@ async fn a_finished_job_is_deleted_once_its_ttl_expires() {
         let job = jobs.get(name).await.unwrap();
         assert!(job.metadata.deletion_timestamp.is_none(), "{name} deleted");
     }
+}
+
+/// A new CronJob runs nothing until its schedule's next time after its creation; at
+/// that real minute boundary it makes `<name>-<minutes since the epoch>` and records
+/// the minute as `status.lastScheduleTime` (upstream's `getJobName` and
+/// `mostRecentScheduleTime` from the creation timestamp).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cron_job_fires_at_the_next_minute_boundary() {
+    let c = cluster(Spec {
+        scheduler: false,
+        ..Spec::new(&["cronjob"])
+    })
+    .await;
+    let cron_jobs: Api<CronJob> = Api::namespaced(c.admin.clone(), "default");
+    let cj: CronJob = create(
+        &cron_jobs,
+        json!({
+            "metadata": {"name": "on-the-minute"},
+            "spec": {"schedule": "* * * * *", "jobTemplate": job_template()}
+        }),
+    )
+    .await;
+    let uid = cj.metadata.uid.clone().unwrap();
+    let created = cj
+        .metadata
+        .creation_timestamp
+        .clone()
+        .unwrap()
+        .0
+        .as_second();
+    // the first minute boundary strictly after the creation
+    let minute = (created.div_euclid(60) + 1) * 60;
+    let expected_name = format!("on-the-minute-{}", minute / 60);
+
+    // up to a minute until the boundary, plus slack for a loaded machine
+    let jobs: Api<Job> = Api::namespaced(c.admin.clone(), "default");
+    let job = wait_for_within(
+        "the job of the next minute",
+        Duration::from_secs(120),
+        || {
+            let jobs = jobs.clone();
+            let uid = uid.clone();
+            async move { jobs_of(&jobs, &uid).await.into_iter().next() }
+        },
+    )
+    .await;
+    assert_eq!(job.metadata.name.as_deref(), Some(expected_name.as_str()));
+    // made at the boundary, not before it
+    let job_created = job
+        .metadata
+        .creation_timestamp
+        .clone()
+        .unwrap()
+        .0
+        .as_second();
+    assert!(
+        job_created >= minute,
+        "made at {job_created}, due at {minute}"
+    );
+    assert_eq!(
+        job.metadata.annotations.unwrap()[SCHEDULED],
+        jiff::Timestamp::from_second(minute).unwrap().to_string()
+    );
+
+    let last = wait_for("lastScheduleTime", || {
+        let cron_jobs = cron_jobs.clone();
+        async move {
+            let status = cron_jobs.get("on-the-minute").await.unwrap().status?;
+            status.last_schedule_time.map(|t| t.0)
+        }
+    })
+    .await;
+    assert_eq!(last.as_second(), minute);
+    // only the one Job: the next minute has not come yet, or makes the next name
+    let all = jobs_of(&jobs, &uid).await;
+    assert!(
+        all.iter().all(|j| {
+            let name = j.metadata.name.clone().unwrap_or_default();
+            name == expected_name || name == format!("on-the-minute-{}", minute / 60 + 1)
+        }),
+        "{:?}",
+        all.iter()
+            .map(|j| j.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
 }

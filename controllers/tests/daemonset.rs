@@ -6,10 +6,10 @@
 mod support;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::{Event, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{Cluster, Spec, cluster, wait_for};
+use support::{Cluster, Spec, cluster, controlled_by, events_about, ready_cluster, wait_for};
 
 const HASH_LABEL: &str = "controller-revision-hash";
 
@@ -18,19 +18,7 @@ const HASH_LABEL: &str = "controller-revision-hash";
 async fn tainted_cluster(nodes: usize) -> (Cluster, Vec<String>) {
     let c = cluster(Spec::new(&["daemonset"])).await;
     let names = c.add_nodes("node", nodes).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
-    (c, names)
-}
-
-async fn ready_cluster(nodes: usize) -> (Cluster, Vec<String>) {
-    let (c, names) = tainted_cluster(nodes).await;
-    for n in &names {
-        c.untaint(n).await;
-    }
+    c.wait_default_account("default").await;
     (c, names)
 }
 
@@ -54,19 +42,10 @@ fn daemon_set(name: &str, image: &str, pod_spec: serde_json::Value) -> DaemonSet
 /// The active pods controlled by the object with `uid`.
 async fn owned_pods(c: &Cluster, uid: &str) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
-    pods.list(&ListParams::default())
+    controlled_by(&pods, uid)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && p.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|r| r.controller == Some(true) && r.uid == uid)
-        })
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect()
 }
 
@@ -134,21 +113,6 @@ fn counts(s: &DaemonSetStatus) -> (i32, i32, i32, i32, i32, i32, i32) {
         s.number_unavailable.unwrap_or(0),
         s.number_misscheduled,
     )
-}
-
-/// The events with `reason` about the object with `uid`.
-async fn events(c: &Cluster, uid: &str, reason: &str) -> Vec<Event> {
-    let events: Api<Event> = Api::namespaced(c.admin.clone(), "default");
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.involved_object.uid.as_deref() == Some(uid) && e.reason.as_deref() == Some(reason)
-        })
-        .collect()
 }
 
 async fn revisions(c: &Cluster, uid: &str) -> Vec<ControllerRevision> {
@@ -283,7 +247,7 @@ async fn a_daemon_set_runs_one_pod_per_node_and_follows_new_nodes() {
     })
     .await;
     let created = wait_for("three SuccessfulCreate events", || async {
-        let found = events(&c, &uid, "SuccessfulCreate").await;
+        let found = events_about(&c.admin, &uid, "SuccessfulCreate").await;
         (found.len() >= 3).then_some(found)
     })
     .await;
@@ -299,7 +263,7 @@ async fn a_daemon_set_runs_one_pod_per_node_and_follows_new_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_selector_picks_nodes_and_follows_their_labels() {
-    let (c, _) = ready_cluster(2).await;
+    let c = ready_cluster(&["daemonset"], 2).await;
     let nodes: Api<Node> = Api::all(c.admin.clone());
     let label = |node: &'static str, value: Option<&'static str>| {
         let nodes = nodes.clone();
@@ -349,7 +313,7 @@ async fn a_node_selector_picks_nodes_and_follows_their_labels() {
     })
     .await;
     let deleted = wait_for("a SuccessfulDelete event", || async {
-        let found = events(&c, &uid, "SuccessfulDelete").await;
+        let found = events_about(&c.admin, &uid, "SuccessfulDelete").await;
         (!found.is_empty()).then_some(found)
     })
     .await;
@@ -364,7 +328,7 @@ async fn a_node_selector_picks_nodes_and_follows_their_labels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_update_replaces_every_pod() {
-    let (c, _) = ready_cluster(3).await;
+    let c = ready_cluster(&["daemonset"], 3).await;
     let api: Api<DaemonSet> = Api::namespaced(c.admin.clone(), "default");
     let ds = api
         .create(
@@ -381,6 +345,10 @@ async fn a_rolling_update_replaces_every_pod() {
     })
     .await;
     let old_hash = hash_of(&before[0]).unwrap().to_owned();
+    // the apiserver counts template generations; the pods carry theirs
+    let generation =
+        |p: &Pod| p.metadata.labels.as_ref().unwrap()["pod-template-generation"].clone();
+    assert!(before.iter().all(|p| generation(p) == "1"));
 
     // the default strategy: RollingUpdate, maxUnavailable 1
     let stored = api.get("agent").await.unwrap();
@@ -424,6 +392,12 @@ async fn a_rolling_update_replaces_every_pod() {
         }
     })
     .await;
+    assert!(after.iter().all(|p| generation(p) == "2"));
+    let stored = api.get("agent").await.unwrap();
+    assert_eq!(
+        stored.metadata.annotations.unwrap()["deprecated.daemonset.template.generation"],
+        "2"
+    );
     let mut on: Vec<&str> = after.iter().filter_map(node_of).collect();
     on.sort();
     assert_eq!(on, all);
@@ -438,13 +412,13 @@ async fn a_rolling_update_replaces_every_pod() {
         counts(s) == (3, 3, 3, 3, 3, 0, 0)
     })
     .await;
-    let deleted = events(&c, &uid, "SuccessfulDelete").await;
+    let deleted = events_about(&c.admin, &uid, "SuccessfulDelete").await;
     assert!(deleted.len() >= 3, "{deleted:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_daemon_pods_are_deleted_and_replaced() {
-    let (c, _) = ready_cluster(1).await;
+    let c = ready_cluster(&["daemonset"], 1).await;
     let api: Api<DaemonSet> = Api::namespaced(c.admin.clone(), "default");
     let ds = api
         .create(
@@ -467,7 +441,10 @@ async fn failed_daemon_pods_are_deleted_and_replaced() {
         .await
         .unwrap();
     let event = wait_for("a FailedDaemonPod event", || async {
-        events(&c, &uid, "FailedDaemonPod").await.into_iter().next()
+        events_about(&c.admin, &uid, "FailedDaemonPod")
+            .await
+            .into_iter()
+            .next()
     })
     .await;
     assert_eq!(

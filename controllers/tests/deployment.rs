@@ -6,9 +6,9 @@
 mod support;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Event, ServiceAccount};
+use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use support::{Spec, cluster, wait_for};
+use support::{ready_cluster, wait_for};
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
@@ -67,14 +67,7 @@ async fn set_image(api: &Api<Deployment>, name: &str, image: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_rolls_out_updates_and_rolls_back() {
-    let c = cluster(Spec::new(&["deployment", "replicaset"])).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
+    let c = ready_cluster(&["deployment", "replicaset"], 1).await;
     let deployments: Api<Deployment> = Api::namespaced(c.admin.clone(), "default");
     let replica_sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
     let d: Deployment = serde_json::from_value(serde_json::json!({
@@ -240,18 +233,6 @@ async fn a_deployment_rolls_out_updates_and_rolls_back() {
     );
 }
 
-async fn ready_cluster() -> support::Cluster {
-    let c = cluster(Spec::new(&["deployment", "replicaset"])).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
-    c
-}
-
 fn web(replicas: i32, strategy: serde_json::Value) -> Deployment {
     serde_json::from_value(serde_json::json!({
         "metadata": {"name": "web"},
@@ -283,7 +264,7 @@ fn progressing_reason(d: &Deployment) -> Option<String> {
 /// rolls the change out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_deployment_scales_but_does_not_roll_out_until_resumed() {
-    let c = ready_cluster().await;
+    let c = ready_cluster(&["deployment", "replicaset"], 1).await;
     let deployments: Api<Deployment> = Api::namespaced(c.admin.clone(), "default");
     let replica_sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
     deployments
@@ -353,7 +334,7 @@ async fn a_paused_deployment_scales_but_does_not_roll_out_until_resumed() {
 /// The Recreate strategy scales the old ReplicaSet to zero before the new one grows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_replaces_every_pod_at_once() {
-    let c = ready_cluster().await;
+    let c = ready_cluster(&["deployment", "replicaset"], 1).await;
     let deployments: Api<Deployment> = Api::namespaced(c.admin.clone(), "default");
     let replica_sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
     deployments

@@ -5,22 +5,15 @@
 mod support;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{Spec, cluster, wait_for};
+use support::{ready_cluster, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_counts_healthy_pods_and_limits_evictions() {
-    let c = cluster(Spec::new(&["replicaset", "disruption"])).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
+    let c = ready_cluster(&["replicaset", "disruption"], 1).await;
     let sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
     let rs: ReplicaSet = serde_json::from_value(json!({
         "metadata": {"name": "web"},

@@ -5,7 +5,7 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -30,20 +30,11 @@ fn addresses(endpoints: &Endpoints) -> (Vec<String>, Vec<String>) {
     (ready, not_ready)
 }
 
-async fn default_account(c: &support::Cluster) {
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_services_endpoints_follow_pod_readiness() {
     let c = cluster(Spec::new(&["endpoint"])).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
-    default_account(&c).await;
+    c.add_ready_nodes("node", 1).await;
+    c.wait_default_account("default").await;
     let services: Api<Service> = Api::namespaced(c.admin.clone(), "default");
     let service: Service = serde_json::from_value(json!({
         "metadata": {"name": "web", "labels": {"team": "a"}},
@@ -146,7 +137,7 @@ async fn a_services_endpoints_follow_pod_readiness() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selectorless_services_endpoints_are_mirrored_into_a_slice() {
     let c = cluster(Spec::new(&["endpoint", "endpointslicemirroring"])).await;
-    default_account(&c).await;
+    c.wait_default_account("default").await;
     let services: Api<Service> = Api::namespaced(c.admin.clone(), "default");
     let service: Service = serde_json::from_value(json!({
         "metadata": {"name": "external"},

@@ -5,11 +5,11 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::{Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
-use support::{Spec, cluster, wait_for};
+use support::{ready_cluster, wait_for};
 
 async fn slices(api: &Api<EndpointSlice>) -> Vec<EndpointSlice> {
     api.list(&ListParams::default().labels("kubernetes.io/service-name=web"))
@@ -35,14 +35,7 @@ fn addresses(slices: &[EndpointSlice]) -> Vec<(String, bool)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_services_slices_follow_its_pods() {
-    let c = cluster(Spec::new(&["endpointslice"])).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
+    let c = ready_cluster(&["endpointslice"], 1).await;
     let services: Api<Service> = Api::namespaced(c.admin.clone(), "default");
     let service: Service = serde_json::from_value(json!({
         "metadata": {"name": "web", "labels": {"team": "a"}},

@@ -1,9 +1,11 @@
 //! The garbage collector against a real apiserver: owners and dependents made by hand
-//! (ConfigMaps, Secrets, a custom resource), deleted with each propagation policy.
+//! (ConfigMaps, Secrets, a custom resource), deleted with each propagation policy;
+//! and a Deployment's ReplicaSet and pods deleted through stock kubectl's `--cascade`.
 
 mod support;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
@@ -12,7 +14,9 @@ use kube::api::{
 };
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use support::{Cluster, Spec, cluster, wait_for};
+use support::{
+    Cluster, Spec, cluster, controlled_by, controller_uid, create, kubectl, ready_cluster, wait_for,
+};
 
 const NS: &str = "gc";
 
@@ -403,4 +407,156 @@ async fn foreground_deletion_cascades_through_dependents_with_dependents() {
     )
     .await;
     wait_gone("the top object gone last", &config_maps, "top").await;
+}
+
+/// A Deployment of two pods, and once the controllers have made them, its ReplicaSet
+/// and the pods.
+async fn deployment_with_pods(c: &Cluster, name: &str) -> (ReplicaSet, Vec<Pod>) {
+    let deployments: Api<Deployment> = Api::namespaced(c.admin.clone(), "default");
+    let d: Deployment = create(
+        &deployments,
+        json!({
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+                }
+            }
+        }),
+    )
+    .await;
+    let uid = d.uid().unwrap();
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
+    wait_for(&format!("the ReplicaSet and pods of {name}"), || {
+        let (replica_sets, pods, uid) = (replica_sets.clone(), pods.clone(), uid.clone());
+        async move {
+            let rs = controlled_by(&replica_sets, &uid)
+                .await
+                .into_iter()
+                .next()?;
+            let owned = controlled_by(&pods, &rs.uid()?).await;
+            (owned.len() == 2).then_some((rs, owned))
+        }
+    })
+    .await
+}
+
+/// Runs `kubectl delete deployment <name> --cascade=<mode>` without waiting for the
+/// deletion to finish (so a foreground deletion can be watched on its way).
+fn kubectl_delete(kubeconfig: &std::path::Path, name: &str, mode: &str) {
+    let cascade = format!("--cascade={mode}");
+    let output = kubectl(
+        kubeconfig,
+        &[
+            "delete",
+            "deployment",
+            name,
+            "--namespace=default",
+            &cascade,
+            "--wait=false",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "kubectl delete {cascade} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("deployment.apps \"{name}\" deleted")),
+        "{stdout}"
+    );
+}
+
+/// Stock kubectl's `--cascade` modes on a Deployment, with the Deployment and
+/// ReplicaSet controllers making the dependents: background deletes the Deployment at
+/// once and its ReplicaSet and pods after it; foreground keeps the Deployment, marked
+/// with the `foregroundDeletion` finalizer, until its dependents are gone; orphan
+/// leaves the ReplicaSet and its pods running without the reference to the Deployment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_cascading_deletion_of_a_deployment_in_each_mode() {
+    let c = ready_cluster(&["deployment", "replicaset", "garbagecollector"], 1).await;
+    let kubeconfig = c.admin_kubeconfig_file();
+    let deployments: Api<Deployment> = Api::namespaced(c.admin.clone(), "default");
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
+
+    // --- background: the Deployment goes first, then its ReplicaSet and pods
+    let (rs, owned) = deployment_with_pods(&c, "bg").await;
+    kubectl_delete(&kubeconfig, "bg", "background");
+    wait_gone("the Deployment deleted at once", &deployments, "bg").await;
+    wait_gone("its ReplicaSet collected", &replica_sets, &rs.name_any()).await;
+    for pod in &owned {
+        wait_gone("its pods collected", &pods, &pod.name_any()).await;
+    }
+
+    // --- foreground: the Deployment waits for its dependents; a pod held by a
+    // finalizer of its own holds the whole chain
+    let (rs, owned) = deployment_with_pods(&c, "fg").await;
+    let held = owned[0].name_any();
+    pods.patch(
+        &held,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold"]}})),
+    )
+    .await
+    .unwrap();
+    kubectl_delete(&kubeconfig, "fg", "foreground");
+    wait_for("the held pod being deleted", || async {
+        let pod = pods.get_opt(&held).await.unwrap()?;
+        pod.metadata.deletion_timestamp.is_some().then_some(())
+    })
+    .await;
+    let waiting = deployments.get("fg").await.unwrap();
+    assert!(waiting.metadata.deletion_timestamp.is_some());
+    assert!(
+        waiting
+            .finalizers()
+            .iter()
+            .any(|f| f == "foregroundDeletion"),
+        "{:?}",
+        waiting.finalizers()
+    );
+    let waiting_rs = replica_sets.get(&rs.name_any()).await.unwrap();
+    assert!(waiting_rs.metadata.deletion_timestamp.is_some());
+    pods.patch(
+        &held,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    for pod in &owned {
+        wait_gone("the pods gone", &pods, &pod.name_any()).await;
+    }
+    wait_gone("the ReplicaSet gone", &replica_sets, &rs.name_any()).await;
+    wait_gone(
+        "the Deployment gone after its dependents",
+        &deployments,
+        "fg",
+    )
+    .await;
+
+    // --- orphan: the Deployment goes; its ReplicaSet stays without the reference and
+    // keeps its pods
+    let (rs, owned) = deployment_with_pods(&c, "or").await;
+    kubectl_delete(&kubeconfig, "or", "orphan");
+    wait_gone("the orphaning Deployment deleted", &deployments, "or").await;
+    let orphan = replica_sets.get(&rs.name_any()).await.unwrap();
+    assert!(orphan.metadata.deletion_timestamp.is_none());
+    assert!(
+        orphan.owner_references().is_empty(),
+        "{:?}",
+        orphan.owner_references()
+    );
+    let rs_uid = rs.uid().unwrap();
+    for pod in &owned {
+        let pod = pods.get(&pod.name_any()).await.unwrap();
+        assert!(pod.metadata.deletion_timestamp.is_none());
+        assert_eq!(controller_uid(&pod), Some(rs_uid.as_str()));
+    }
 }

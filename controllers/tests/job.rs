@@ -6,24 +6,12 @@
 mod support;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
-use support::{Cluster, Spec, cluster, wait_for};
+use support::{Cluster, ready_cluster, wait_for};
 
 const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
-
-async fn ready_cluster() -> Cluster {
-    let c = cluster(Spec::new(&["job"])).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
-    c
-}
 
 /// A Job whose pods exit with `exit_code` after `run_seconds`.
 fn job(name: &str, spec: Value, exit_code: i32, run_seconds: u32) -> Job {
@@ -73,7 +61,7 @@ async fn event_reasons(c: &Cluster, job: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_pods_succeed_completes() {
-    let c = ready_cluster().await;
+    let c = ready_cluster(&["job"], 1).await;
     let jobs: Api<Job> = Api::namespaced(c.admin.clone(), "default");
     jobs.create(
         &PostParams::default(),
@@ -152,7 +140,7 @@ async fn a_job_whose_pods_succeed_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_pods_fail_stops_at_the_backoff_limit() {
-    let c = ready_cluster().await;
+    let c = ready_cluster(&["job"], 1).await;
     let jobs: Api<Job> = Api::namespaced(c.admin.clone(), "default");
     // the first failure delays the replacement by 10 s; the second exceeds the limit
     jobs.create(
@@ -206,7 +194,7 @@ async fn a_job_whose_pods_fail_stops_at_the_backoff_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_indexed_job_completes_every_index() {
-    let c = ready_cluster().await;
+    let c = ready_cluster(&["job"], 1).await;
     let jobs: Api<Job> = Api::namespaced(c.admin.clone(), "default");
     jobs.create(
         &PostParams::default(),
@@ -257,7 +245,7 @@ async fn an_indexed_job_completes_every_index() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_job_has_no_pods_until_resumed() {
-    let c = ready_cluster().await;
+    let c = ready_cluster(&["job"], 1).await;
     let jobs: Api<Job> = Api::namespaced(c.admin.clone(), "default");
     jobs.create(
         &PostParams::default(),
@@ -315,7 +303,7 @@ async fn a_suspended_job_has_no_pods_until_resumed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fail_job_rule_fails_the_job_at_the_first_matching_exit_code() {
-    let c = ready_cluster().await;
+    let c = ready_cluster(&["job"], 1).await;
     let jobs: Api<Job> = Api::namespaced(c.admin.clone(), "default");
     jobs.create(
         &PostParams::default(),

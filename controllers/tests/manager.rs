@@ -27,14 +27,9 @@ async fn a_new_namespace_gets_its_default_service_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_kubelet_runs_pods_bound_to_its_nodes() {
     let c = cluster(Spec::new(&[])).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
+    c.add_ready_nodes("node", 1).await;
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
+    c.wait_default_account("default").await;
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "web"},
         "spec": {"containers": [{"name": "c", "image": "nginx"}]}
@@ -68,8 +63,7 @@ async fn a_standby_manager_takes_over_without_duplicating_pods() {
     use std::time::Duration;
 
     let c = cluster(Spec::new(&[])).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
+    c.add_ready_nodes("node", 1).await;
     let lease = |identity: &str| component_base::leader_election::Config {
         identity: identity.to_owned(),
         lease_duration: Duration::from_secs(3),
@@ -111,11 +105,7 @@ async fn a_standby_manager_takes_over_without_duplicating_pods() {
         }
     }))
     .unwrap();
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
+    c.wait_default_account("default").await;
     sets.create(&PostParams::default(), &rs).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     let count = |pods: Api<Pod>| async move {

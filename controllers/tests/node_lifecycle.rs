@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod, ServiceAccount, Taint};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, Taint};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::{Spec, cluster, wait_for};
@@ -142,11 +142,7 @@ async fn a_silent_node_is_tainted_unreachable_and_its_pods_evicted() {
     // a Ready node that keeps heartbeating: with every node down the controller would
     // suspect itself (full disruption) and taint nothing, as upstream's
     c.add_nodes("healthy", 1).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.ok().flatten() }
-    })
-    .await;
+    c.wait_default_account("default").await;
     // pods bound to the node before it exists, Running and Ready as its kubelet said
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     for (name, seconds) in [("short", Some(2)), ("forever", None)] {
@@ -284,11 +280,7 @@ async fn removing_the_taint_cancels_a_pending_eviction() {
     })
     .await;
     let node = c.add_nodes("node", 1).await.remove(0);
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.ok().flatten() }
-    })
-    .await;
+    c.wait_default_account("default").await;
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     pods.create(
         &PostParams::default(),

@@ -7,7 +7,7 @@ mod support;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::{Spec, cluster, wait_for};
@@ -46,14 +46,6 @@ fn pod(name: &str, node: Option<&str>, finalizer: bool) -> Pod {
     serde_json::from_value(p).unwrap()
 }
 
-async fn default_account(admin: &kube::Client) {
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
-}
-
 fn condition(pod: &Pod, type_: &str) -> Option<(String, String, String)> {
     pod.status
         .as_ref()?
@@ -85,7 +77,7 @@ async fn terminated_pods_beyond_the_threshold_go_oldest_first() {
     };
     spec.settings.terminated_pod_gc_threshold = 2;
     let c = cluster(spec).await;
-    default_account(&c.admin).await;
+    c.wait_default_account("default").await;
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     // created in name order, so the oldest are the first names (ties go by name too)
     for name in ["done-0", "done-1", "done-2", "done-3", "waiting"] {
@@ -128,7 +120,7 @@ async fn pods_of_a_missing_node_and_unscheduled_terminating_pods_are_failed_and_
     })
     .await;
     let nodes = c.add_nodes("node", 1).await;
-    default_account(&c.admin).await;
+    c.wait_default_account("default").await;
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     // finalizers keep the pods readable after the collector deletes them
     for (name, node) in [

@@ -8,24 +8,10 @@ mod support;
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Event, Pod, ReplicationController, ServiceAccount};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
-use support::{Cluster, Spec, cluster, wait_for};
-
-/// A cluster running `controllers` with one schedulable node, ready for pods in
-/// `default`.
-async fn ready_cluster(controllers: &[&str]) -> Cluster {
-    let c = cluster(Spec::new(controllers)).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
-    c
-}
+use k8s_openapi::api::core::v1::{Pod, ReplicationController, ServiceAccount};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use support::{controlled_by, controller_uid, create, events_about, ready_cluster, wait_for};
 
 fn replica_set(name: &str, replicas: i32, app: &str) -> ReplicaSet {
     serde_json::from_value(serde_json::json!({
@@ -42,21 +28,12 @@ fn replica_set(name: &str, replicas: i32, app: &str) -> ReplicaSet {
     .unwrap()
 }
 
-fn pod_of(pod: &Pod) -> Option<&str> {
-    pod.owner_references()
-        .iter()
-        .find(|r| r.controller == Some(true))
-        .map(|r| r.uid.as_str())
-}
-
 /// The active pods controlled by the object with `uid`.
 async fn owned_pods(pods: &Api<Pod>, uid: &str) -> Vec<Pod> {
-    pods.list(&ListParams::default())
+    controlled_by(pods, uid)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|p| pod_of(p) == Some(uid) && p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect()
 }
 
@@ -69,24 +46,9 @@ async fn wait_owned(pods: &Api<Pod>, uid: &str, count: usize, what: &str) -> Vec
     .await
 }
 
-/// The events with `reason` about the object with `uid`.
-async fn events(admin: &Client, uid: &str, reason: &str) -> Vec<Event> {
-    let events: Api<Event> = Api::namespaced(admin.clone(), "default");
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.involved_object.uid.as_deref() == Some(uid) && e.reason.as_deref() == Some(reason)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_set_creates_replaces_and_scales_down_its_pods() {
-    let c = ready_cluster(&["replicaset"]).await;
+    let c = ready_cluster(&["replicaset"], 1).await;
     let sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     let rs = sets
@@ -114,7 +76,7 @@ async fn a_replica_set_creates_replaces_and_scales_down_its_pods() {
     let messages = wait_for("three SuccessfulCreate events", || {
         let (admin, uid) = (c.admin.clone(), uid.clone());
         async move {
-            let found = events(&admin, &uid, "SuccessfulCreate").await;
+            let found = events_about(&admin, &uid, "SuccessfulCreate").await;
             (found.len() >= 3).then_some(found)
         }
     })
@@ -175,7 +137,7 @@ async fn a_replica_set_creates_replaces_and_scales_down_its_pods() {
     let deleted = wait_for("two SuccessfulDelete events", || {
         let (admin, uid) = (c.admin.clone(), uid.clone());
         async move {
-            let found = events(&admin, &uid, "SuccessfulDelete").await;
+            let found = events_about(&admin, &uid, "SuccessfulDelete").await;
             (found.len() >= 2).then_some(found)
         }
     })
@@ -200,7 +162,7 @@ async fn a_replica_set_creates_replaces_and_scales_down_its_pods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_are_adopted_and_relabelled_pods_released() {
-    let c = ready_cluster(&["replicaset"]).await;
+    let c = ready_cluster(&["replicaset"], 1).await;
     let sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     let orphan: Pod = serde_json::from_value(serde_json::json!({
@@ -222,7 +184,7 @@ async fn orphans_are_adopted_and_relabelled_pods_released() {
     assert_eq!(reference.controller, Some(true));
     assert_eq!(reference.block_owner_deletion, Some(true));
     // only one pod was created: the orphan counted
-    let created = events(&c.admin, &uid, "SuccessfulCreate").await;
+    let created = events_about(&c.admin, &uid, "SuccessfulCreate").await;
     assert!(created.len() <= 1, "{created:?}");
 
     // a pod relabelled out of the selector is released and replaced
@@ -237,7 +199,7 @@ async fn orphans_are_adopted_and_relabelled_pods_released() {
         let pods = pods.clone();
         async move {
             let pod = pods.get("orphan").await.unwrap();
-            pod_of(&pod).is_none().then_some(())
+            controller_uid(&pod).is_none().then_some(())
         }
     })
     .await;
@@ -247,7 +209,7 @@ async fn orphans_are_adopted_and_relabelled_pods_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replication_controller_keeps_its_pods_and_waits_min_ready_seconds() {
-    let c = ready_cluster(&["replicationcontroller"]).await;
+    let c = ready_cluster(&["replicationcontroller"], 1).await;
     let rcs: Api<ReplicationController> = Api::namespaced(c.admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     let rc: ReplicationController = serde_json::from_value(serde_json::json!({
@@ -281,7 +243,7 @@ async fn a_replication_controller_keeps_its_pods_and_waits_min_ready_seconds() {
     let created = wait_for("SuccessfulCreate events", || {
         let (admin, uid) = (c.admin.clone(), uid.clone());
         async move {
-            let found = events(&admin, &uid, "SuccessfulCreate").await;
+            let found = events_about(&admin, &uid, "SuccessfulCreate").await;
             (found.len() >= 2).then_some(found)
         }
     })
@@ -316,7 +278,7 @@ async fn a_replication_controller_keeps_its_pods_and_waits_min_ready_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_creates_are_reported_until_they_succeed() {
-    let c = ready_cluster(&["replicaset"]).await;
+    let c = ready_cluster(&["replicaset"], 1).await;
     let sets: Api<ReplicaSet> = Api::namespaced(c.admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     let mut rs = replica_set("needs-sa", 2, "needs-sa");
@@ -333,7 +295,7 @@ async fn failed_creates_are_reported_until_they_succeed() {
     let failed = wait_for("a FailedCreate event", || {
         let (admin, uid) = (c.admin.clone(), uid.clone());
         async move {
-            events(&admin, &uid, "FailedCreate")
+            events_about(&admin, &uid, "FailedCreate")
                 .await
                 .into_iter()
                 .next()
@@ -364,11 +326,11 @@ async fn failed_creates_are_reported_until_they_succeed() {
 
     // once the account exists the pods are created and the condition goes away
     let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-    let robot = serde_json::from_value(serde_json::json!({"metadata": {"name": "robot"}})).unwrap();
-    accounts
-        .create(&PostParams::default(), &robot)
-        .await
-        .unwrap();
+    create(
+        &accounts,
+        serde_json::json!({"metadata": {"name": "robot"}}),
+    )
+    .await;
     wait_owned(&pods, &uid, 2, "pods created once the account exists").await;
     wait_for("the ReplicaFailure condition removed", || {
         let sets = sets.clone();

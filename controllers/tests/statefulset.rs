@@ -13,25 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use support::{Cluster, Spec, cluster, wait_for};
-
-/// A cluster running `controllers` with one schedulable node, ready for pods in
-/// `default`.
-async fn ready_cluster(controllers: &[&str]) -> Cluster {
-    let c = cluster(Spec::new(controllers)).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
-    c
-}
+use support::{controlled_by, events_about, ready_cluster, wait_for};
 
 fn ready(pod: &Pod) -> bool {
     pod.status
@@ -118,17 +104,10 @@ fn stateful_set(name: &str, app: &str, spec: serde_json::Value) -> StatefulSet {
 
 /// The pods of the set with `uid`, by name, not being deleted.
 async fn set_pods(pods: &Api<Pod>, uid: &str) -> HashMap<String, Pod> {
-    pods.list(&ListParams::default())
+    controlled_by(pods, uid)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|p| {
-            p.owner_references()
-                .iter()
-                .any(|r| r.controller == Some(true) && r.uid == uid)
-                && p.metadata.deletion_timestamp.is_none()
-        })
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
         .map(|p| (p.name_any(), p))
         .collect()
 }
@@ -179,7 +158,7 @@ fn counts(set: &StatefulSet) -> (i32, i32, i32, i32, i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ordered_set_creates_in_order_rolls_to_the_partition_and_scales_down_in_reverse() {
-    let c = ready_cluster(&["statefulset"]).await;
+    let c = ready_cluster(&["statefulset"], 1).await;
     let sets: Api<StatefulSet> = Api::namespaced(c.admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     let log = watch_pods(&c.admin, "web").await;
@@ -429,23 +408,13 @@ async fn an_ordered_set_creates_in_order_rolls_to_the_partition_and_scales_down_
 
 /// The messages of the events with `reason` about the object with `uid`.
 async fn events(admin: &Client, uid: &str, reason: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(admin.clone(), "default");
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.involved_object.uid.as_deref() == Some(uid) && e.reason.as_deref() == Some(reason)
-        })
-        .filter_map(|e| e.message)
-        .collect()
+    let found = events_about(admin, uid, reason).await;
+    found.into_iter().filter_map(|e| e.message).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claim_templates_make_claims_and_the_retention_policy_owns_them() {
-    let c = ready_cluster(&["statefulset", "garbagecollector"]).await;
+    let c = ready_cluster(&["statefulset", "garbagecollector"], 1).await;
     let sets: Api<StatefulSet> = Api::namespaced(c.admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(c.admin.clone(), "default");

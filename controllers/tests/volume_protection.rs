@@ -4,10 +4,10 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{Spec, cluster, wait_for};
+use support::{Spec, cluster, ready_cluster, wait_for};
 
 fn has(finalizers: &Option<Vec<String>>, f: &str) -> bool {
     finalizers.iter().flatten().any(|x| x == f)
@@ -15,14 +15,7 @@ fn has(finalizers: &Option<Vec<String>>, f: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_in_use_keeps_its_finalizer_until_the_pod_goes() {
-    let c = cluster(Spec::new(&["pvc-protection"])).await;
-    let nodes = c.add_nodes("node", 1).await;
-    c.untaint(&nodes[0]).await;
-    wait_for("the default service account", || {
-        let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "default");
-        async move { accounts.get_opt("default").await.unwrap() }
-    })
-    .await;
+    let c = ready_cluster(&["pvc-protection"], 1).await;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(c.admin.clone(), "default");
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({
         "metadata": {"name": "data"},

@@ -267,6 +267,9 @@ async fn start_controllers(
         component_client_config(pki, url, "controller-manager", "kube-controller-manager").await?;
     let token_dir = options.data_dir.join("controller-tokens");
     let ca = pki.ca_cert_pem.clone();
+    // the apiserver's service-account signing key (`sa.key`) signs legacy tokens too, as
+    // kubeadm passes it as --service-account-private-key-file
+    let service_account_key = pki.service_account_key_pem.clone();
     // the cluster CA signs approved CSRs (kubelet client and serving certificates), as
     // kubeadm passes --cluster-signing-{cert,key}-file
     let signing = controllers::certificates::signer::SigningFiles {
@@ -280,6 +283,8 @@ async fn start_controllers(
             let mut controller_options =
                 controllers::Options::new(config.clone(), token_dir.clone(), ca.clone());
             controller_options.settings.csr_signing.cluster = signing.clone();
+            controller_options.settings.service_account_private_key_pem =
+                service_account_key.clone();
             match controllers::run(controller_options, stopped(stopping.clone())).await {
                 Ok(()) => return,
                 Err(controllers::Error::Lost(_)) => {

@@ -19,6 +19,7 @@ pub mod fields;
 pub mod informer;
 pub mod meta;
 pub(crate) mod ownership;
+pub mod service_cidrs;
 pub mod services;
 pub mod strategy;
 pub mod validation;

@@ -275,7 +275,10 @@ async fn claim_ip(
         let ip: Ipv4Addr = requested
             .parse()
             .map_err(|_| field_error("must be a valid IP address".into()))?;
-        if !network.contains(ip) {
+        // an address of another ready ServiceCIDR is as good (upstream's MetaAllocator)
+        if !network.contains(ip)
+            && !super::service_cidrs::ready_cidr_contains(storage, ip.into()).await
+        {
             return Err(field_error(format!(
                 "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}/{}",
                 Ipv4Addr::from(network.base()),

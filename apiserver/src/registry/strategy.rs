@@ -77,6 +77,38 @@ pub fn set_defaults(resource: &ResourceInfo, object: &mut Value) {
         fold_secret_string_data(object);
     }
     super::validation::set_defaults(resource, object);
+    set_storage_defaults(resource, object);
+}
+
+/// Upstream's v1 defaults for the storage objects: a StorageClass reclaims with
+/// Delete and binds Immediately; a PersistentVolume is retained and, with its claims,
+/// a Filesystem in phase Pending.
+fn set_storage_defaults(resource: &ResourceInfo, object: &mut Value) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    if is(resource, "storage.k8s.io", "storageclasses") {
+        map.entry("reclaimPolicy")
+            .or_insert_with(|| json!("Delete"));
+        map.entry("volumeBindingMode")
+            .or_insert_with(|| json!("Immediate"));
+        return;
+    }
+    let volume = is(resource, "", "persistentvolumes");
+    if !volume && !is(resource, "", "persistentvolumeclaims") {
+        return;
+    }
+    if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
+        if volume {
+            spec.entry("persistentVolumeReclaimPolicy")
+                .or_insert_with(|| json!("Retain"));
+        }
+        spec.entry("volumeMode")
+            .or_insert_with(|| json!("Filesystem"));
+    }
+    if let Some(status) = map.get_mut("status").and_then(Value::as_object_mut) {
+        status.entry("phase").or_insert_with(|| json!("Pending"));
+    }
 }
 
 /// A Secret's write-only `stringData` is merged into `data` (base64, overriding keys
@@ -189,6 +221,17 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
             // Upstream's SetDefaults_NodeStatus: allocatable defaults to capacity.
             status.insert("allocatable".into(), capacity);
         }
+    } else if is(resource, "apps", "daemonsets") {
+        map.remove("status");
+        set_template_generation(object, 1);
+    } else if is(resource, "", "persistentvolumes") {
+        // upstream's PV strategy: Pending, with the time it became so
+        map.insert(
+            "status".into(),
+            json!({"phase": "Pending", "lastPhaseTransitionTime": meta::now_rfc3339()}),
+        );
+    } else if is(resource, "", "persistentvolumeclaims") {
+        map.insert("status".into(), json!({"phase": "Pending"}));
     } else if is_crd(resource) {
         crate::crd::strategy::prepare_for_create(object);
     } else if has_status(resource) {
@@ -264,6 +307,9 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
     if is(resource, "", "services") {
         errors.extend(super::services::validate(object));
     }
+    if is(resource, "networking.k8s.io", "servicecidrs") {
+        errors.extend(super::service_cidrs::validate(object));
+    }
     errors.extend(super::workloads::validate(resource, object));
     if is(resource, "", "configmaps") || is(resource, "", "secrets") {
         errors.extend(validate_config_keys(object));
@@ -333,6 +379,9 @@ fn validate_config_keys(object: &Value) -> Vec<FieldError> {
 pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec<FieldError> {
     let mut errors = validate(resource, new);
     errors.extend(super::validation::validate_update(resource, new, old));
+    if is(resource, "networking.k8s.io", "servicecidrs") {
+        errors.extend(super::service_cidrs::validate_update(new, old));
+    }
     if is_crd(resource) {
         errors.extend(crate::crd::strategy::validate_update_only(new, old));
     }
@@ -444,6 +493,14 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
     if part == Part::Main && is_crd(resource) {
         crate::crd::strategy::prepare_for_update(&mut updated);
     }
+    if part == Part::Status
+        && is(resource, "", "persistentvolumes")
+        && current.pointer("/status/phase") != updated.pointer("/status/phase")
+        && let Some(status) = updated.get_mut("status").and_then(Value::as_object_mut)
+    {
+        // upstream's PV status strategy stamps every phase change
+        status.insert("lastPhaseTransitionTime".into(), json!(meta::now_rfc3339()));
+    }
     if is(resource, "", "namespaces") {
         // spec.finalizers change through the finalize subresource only
         if part == Part::Main {
@@ -463,6 +520,14 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
         }
         label_namespace_name(&mut updated);
     }
+    if is(resource, "apps", "daemonsets") {
+        // a client cannot set the template generation: it is the stored one, one more
+        // when a main update changes the template
+        let stored = template_generation(current);
+        let changed = part == Part::Main
+            && current.pointer("/spec/template") != updated.pointer("/spec/template");
+        set_template_generation(&mut updated, stored + i64::from(changed));
+    }
     if part == Part::Main && tracks_generation(resource) && spec_changed(current, &updated) {
         let generation = current
             .pointer("/metadata/generation")
@@ -471,6 +536,30 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
         meta::set_meta(&mut updated, "generation", generation + 1);
     }
     updated
+}
+
+/// Where an apps/v1 DaemonSet keeps its template generation (upstream's internal
+/// `spec.templateGeneration`, carried in this annotation by the v1 conversion); the
+/// DaemonSet controller labels its pods with it.
+const DAEMONSET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// The stored template generation of a DaemonSet (0 when it has none, as upstream's
+/// zero value).
+fn template_generation(daemon_set: &Value) -> i64 {
+    meta::annotation(daemon_set, DAEMONSET_TEMPLATE_GENERATION)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn set_template_generation(daemon_set: &mut Value, generation: i64) {
+    let Some(metadata) = meta::metadata_mut(daemon_set) else {
+        return;
+    };
+    let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations[DAEMONSET_TEMPLATE_GENERATION] = json!(generation.to_string());
 }
 
 /// Whether anything but metadata and status differs.
@@ -573,6 +662,38 @@ mod tests {
             merge_update(deployments, &current, &labels_only, Part::Main)["metadata"]["generation"],
             1
         );
+    }
+
+    #[test]
+    fn daemon_sets_count_template_generations_in_their_annotation() {
+        let daemon_sets = find("apps", "v1", "daemonsets").unwrap();
+        let key = DAEMONSET_TEMPLATE_GENERATION;
+        let template = json!({"metadata": {"labels": {"a": "b"}}});
+        let mut created = json!({"metadata": {"name": "d", "annotations": {key: "7"}},
+            "spec": {"template": template}});
+        prepare_for_create(daemon_sets, &mut created);
+        assert_eq!(
+            created["metadata"]["annotations"][key], "1",
+            "a client cannot set it"
+        );
+
+        // a spec change outside the template keeps it; a client cannot change it
+        let mut body = created.clone();
+        body["spec"]["minReadySeconds"] = json!(5);
+        body["metadata"]["annotations"][key] = json!("9");
+        let updated = merge_update(daemon_sets, &created, &body, Part::Main);
+        assert_eq!(updated["metadata"]["annotations"][key], "1");
+        assert_eq!(updated["metadata"]["generation"], 2);
+
+        // a template change counts one more
+        let mut body = updated.clone();
+        body["spec"]["template"]["metadata"]["labels"]["a"] = json!("c");
+        let changed = merge_update(daemon_sets, &updated, &body, Part::Main);
+        assert_eq!(changed["metadata"]["annotations"][key], "2");
+        assert_eq!(changed["metadata"]["generation"], 3);
+        // a status update leaves it
+        let status = merge_update(daemon_sets, &changed, &json!({"status": {}}), Part::Status);
+        assert_eq!(status["metadata"]["annotations"][key], "2");
     }
 
     #[test]

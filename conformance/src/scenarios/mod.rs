@@ -9,6 +9,7 @@ mod custom_resource_definition;
 mod discovery;
 mod field_validation;
 mod namespaces;
+mod resource_quota;
 mod scheduling;
 mod secrets;
 mod server_version;
@@ -222,6 +223,22 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         codename: "[sig-apps] ReplicaSet should list and delete a collection of ReplicaSets [Conformance]",
         run: apps::rs_list_and_delete_collection,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] ResourceQuota should create a ResourceQuota and ensure its status is promptly calculated. [Conformance]",
+        run: resource_quota::status_promptly_calculated,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a configMap. [Conformance]",
+        run: resource_quota::life_of_a_config_map,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a secret. [Conformance]",
+        run: resource_quota::life_of_a_secret,
+    },
+    Scenario {
+        codename: "[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod. [Conformance]",
+        run: resource_quota::life_of_a_pod,
     },
 ];
 

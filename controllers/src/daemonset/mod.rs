@@ -26,14 +26,15 @@ use apimachinery::labels::Selector;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
 use crate::Context;
 use crate::controller_utils::{
-    self, Claim, EXPECTATIONS_TIMEOUT, SLOW_START_INITIAL_BATCH_SIZE, controller_of,
-    controller_ref, is_pod_available, is_pod_ready, label_selector, labels_of,
+    self, Claim, EXPECTATIONS_TIMEOUT, NAMESPACE_TERMINATING_CAUSE, OwnerLookup,
+    SLOW_START_INITIAL_BATCH_SIZE, controller_of, controller_ref, has_status_cause,
+    is_pod_available, is_pod_ready, label_selector, message_of, recheck_owner,
+    requeue_when_available, status_code,
 };
 use crate::informers::{Change, Informer, key_of, split_key};
 use crate::workqueue::WorkQueue;
@@ -55,8 +56,6 @@ const WORKERS: usize = 2;
 /// How often the failed-pod backoff forgets quiet nodes (upstream's
 /// `BackoffGCInterval`).
 const BACKOFF_GC_INTERVAL: Duration = Duration::from_secs(60);
-/// The cause a create fails with while its namespace is being deleted.
-const NAMESPACE_TERMINATING_CAUSE: &str = "NamespaceTerminating";
 
 /// Why a sync failed; the key is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -92,31 +91,6 @@ fn aggregate(mut errors: Vec<Error>) -> Result<(), Error> {
         0 => Ok(()),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Aggregate(errors)),
-    }
-}
-
-/// The apiserver's message of a failed request, or the client's error.
-fn message_of(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn status_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
-    }
-}
-
-fn has_cause(e: &kube::Error, cause: &str) -> bool {
-    match e {
-        kube::Error::Api(status) => status
-            .details
-            .as_ref()
-            .is_some_and(|d| d.causes.iter().any(|c| c.reason == cause)),
-        _ => false,
     }
 }
 
@@ -362,82 +336,38 @@ impl Controller {
         }
     }
 
-    /// The DaemonSet a controller reference names, if it is still that object
-    /// (upstream's `resolveControllerRef`).
-    fn resolve(&self, namespace: &str, reference: &OwnerReference) -> Option<Arc<DaemonSet>> {
-        if reference.kind != "DaemonSet" {
-            return None;
+    /// The DaemonSets as owners of pods and ControllerRevisions.
+    fn lookup(&self) -> OwnerLookup<'_, DaemonSet> {
+        OwnerLookup {
+            owners: &self.daemon_sets,
+            selector: |ds| selector_of(ds).ok(),
         }
-        let ds = self.daemon_sets.get(namespace, &reference.name)?;
-        (ds.metadata.uid.as_deref() == Some(reference.uid.as_str())).then_some(ds)
-    }
-
-    /// The DaemonSets of `namespace` whose selector picks `labels` (upstream's
-    /// `GetPodDaemonSets` and `GetHistoryDaemonSets`): who may adopt an orphan.
-    fn selecting(
-        &self,
-        namespace: &str,
-        labels: &apimachinery::labels::Labels,
-    ) -> Vec<Arc<DaemonSet>> {
-        if labels.is_empty() {
-            return Vec::new();
-        }
-        self.daemon_sets
-            .list_namespace(namespace)
-            .into_iter()
-            .filter(|ds| selector_of(ds).is_ok_and(|s| !s.is_empty() && s.matches(labels)))
-            .collect()
     }
 
     fn revision_changed(&self, change: &Change<'_, ControllerRevision>) {
-        let deleted = |rev: &ControllerRevision| {
-            let namespace = rev.metadata.namespace.as_deref().unwrap_or_default();
-            if let Some(ds) = controller_of(&rev.metadata).and_then(|r| self.resolve(namespace, r))
-            {
-                self.enqueue(&ds);
-            }
-        };
-        match change {
-            Change::Added(rev) => {
-                if rev.metadata.deletion_timestamp.is_some() {
-                    deleted(rev);
-                    return;
-                }
+        let concerned = match change {
+            Change::Added(rev) if rev.metadata.deletion_timestamp.is_none() => {
                 // one with an owner needs nothing; an orphan may be adopted
                 if controller_of(&rev.metadata).is_some() {
                     return;
                 }
-                let namespace = rev.metadata.namespace.as_deref().unwrap_or_default();
-                for ds in self.selecting(namespace, &labels_of(&rev.metadata)) {
-                    self.enqueue(&ds);
-                }
+                self.lookup().added(&rev.metadata)
             }
             Change::Updated { old, new } => {
                 if old.metadata.resource_version == new.metadata.resource_version {
                     return;
                 }
-                let namespace = new.metadata.namespace.as_deref().unwrap_or_default();
-                let (old_ref, new_ref) =
-                    (controller_of(&old.metadata), controller_of(&new.metadata));
-                let ref_changed = old_ref != new_ref;
-                if ref_changed {
-                    if let Some(ds) = old_ref.and_then(|r| self.resolve(namespace, r)) {
-                        self.enqueue(&ds);
-                    }
-                }
-                if let Some(reference) = new_ref {
-                    if let Some(ds) = self.resolve(namespace, reference) {
-                        self.enqueue(&ds);
-                    }
-                    return;
-                }
-                if ref_changed || old.metadata.labels != new.metadata.labels {
-                    for ds in self.selecting(namespace, &labels_of(&new.metadata)) {
-                        self.enqueue(&ds);
-                    }
-                }
+                self.lookup().updated(&old.metadata, &new.metadata)
             }
-            Change::Deleted(rev) => deleted(rev),
+            Change::Added(rev) | Change::Deleted(rev) => {
+                if let Some(ds) = self.lookup().controller(&rev.metadata) {
+                    self.enqueue(&ds);
+                }
+                return;
+            }
+        };
+        for ds in concerned.all() {
+            self.enqueue(ds);
         }
     }
 
@@ -449,15 +379,12 @@ impl Controller {
                     self.pod_deleted(pod);
                     return;
                 }
-                let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-                if let Some(reference) = controller_of(&pod.metadata) {
-                    if let Some(ds) = self.resolve(namespace, reference) {
-                        self.expectations.creation_observed(&key_of(ds.as_ref()));
-                        self.enqueue(&ds);
-                    }
-                    return;
+                let concerned = self.lookup().added(&pod.metadata);
+                if let Some(ds) = concerned.controller {
+                    self.expectations.creation_observed(&key_of(ds.as_ref()));
+                    self.enqueue(&ds);
                 }
-                for ds in self.selecting(namespace, &labels_of(&pod.metadata)) {
+                for ds in concerned.adopters {
                     self.enqueue(&ds);
                 }
             }
@@ -476,41 +403,19 @@ impl Controller {
             self.pod_deleted(new);
             return;
         }
-        let namespace = new.metadata.namespace.as_deref().unwrap_or_default();
-        let (old_ref, new_ref) = (controller_of(&old.metadata), controller_of(&new.metadata));
-        let ref_changed = old_ref != new_ref;
-        if ref_changed {
-            if let Some(ds) = old_ref.and_then(|r| self.resolve(namespace, r)) {
-                self.enqueue(&ds);
-            }
+        let concerned = self.lookup().updated(&old.metadata, &new.metadata);
+        if let Some(ds) = &concerned.controller
+            && let Some(delay) = requeue_when_available(min_ready_seconds(ds), old, new)
+        {
+            self.enqueue_after(ds, delay);
         }
-        if let Some(reference) = new_ref {
-            let Some(ds) = self.resolve(namespace, reference) else {
-                return;
-            };
-            self.enqueue(&ds);
-            let min_ready = min_ready_seconds(&ds);
-            if min_ready > 0 && !is_pod_ready(old) && is_pod_ready(new) {
-                // availability is time-based: look again once it has been ready long
-                // enough, plus a second against clock skew
-                let secs = u64::try_from(min_ready).unwrap_or(0).saturating_add(1);
-                self.enqueue_after(&ds, Duration::from_secs(secs));
-            }
-            return;
-        }
-        if ref_changed || old.metadata.labels != new.metadata.labels {
-            for ds in self.selecting(namespace, &labels_of(&new.metadata)) {
-                self.enqueue(&ds);
-            }
+        for ds in concerned.all() {
+            self.enqueue(ds);
         }
     }
 
     fn pod_deleted(&self, pod: &Pod) {
-        let Some(reference) = controller_of(&pod.metadata) else {
-            return;
-        };
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        if let Some(ds) = self.resolve(namespace, reference) {
+        if let Some(ds) = self.lookup().controller(&pod.metadata) {
             self.expectations.deletion_observed(&key_of(ds.as_ref()));
             self.enqueue(&ds);
         }
@@ -688,27 +593,15 @@ impl Controller {
         .await
     }
 
-    /// Upstream's `RecheckDeletionTimestamp`: before adopting, a fresh read must show
-    /// the DaemonSet is still the same object and not being deleted.
+    /// Whether the DaemonSet may adopt: a fresh read must show it is still the same
+    /// object and not being deleted (upstream's `RecheckDeletionTimestamp`).
     async fn recheck_not_deleted(&self, ds: &DaemonSet) -> Result<(), String> {
-        let namespace = ds.namespace().unwrap_or_default();
-        let name = ds.name_any();
-        let api: Api<DaemonSet> = Api::namespaced(self.cx.client.clone(), &namespace);
-        let fresh = api.get(&name).await.map_err(|e| message_of(&e))?;
-        if fresh.metadata.uid != ds.metadata.uid {
-            return Err(format!(
-                "original DaemonSet {namespace}/{name} is gone: got uid {}, wanted {}",
-                fresh.metadata.uid.as_deref().unwrap_or_default(),
-                ds.metadata.uid.as_deref().unwrap_or_default()
-            ));
-        }
-        if let Some(at) = &fresh.metadata.deletion_timestamp {
-            return Err(format!(
-                "{namespace}/{name} has just been deleted at {}",
-                at.0
-            ));
-        }
-        Ok(())
+        let api: Api<DaemonSet> =
+            Api::namespaced(self.cx.client.clone(), &ds.namespace().unwrap_or_default());
+        let uid = ds.metadata.uid.as_deref();
+        recheck_owner(&api, &ds.name_any(), uid)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The DaemonSet's pods by the node they are for (upstream's
@@ -994,7 +887,7 @@ impl Controller {
                 );
                 Ok(())
             }
-            Err(e) if has_cause(&e, NAMESPACE_TERMINATING_CAUSE) => Ok(()),
+            Err(e) if has_status_cause(&e, NAMESPACE_TERMINATING_CAUSE) => Ok(()),
             Err(e) => {
                 let message = message_of(&e);
                 self.cx.recorder.event(

@@ -18,8 +18,8 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
 use super::util::{self, REVISION_HASH_LABEL};
-use super::{Controller, Error, min_ready_seconds, selector_of, status_code};
-use crate::controller_utils::{self, Claim, controller_ref, is_pod_available};
+use super::{Controller, Error, min_ready_seconds, selector_of};
+use crate::controller_utils::{self, Claim, controller_ref, is_pod_available, status_code};
 
 /// What one rolling-update pass does: pods to delete, nodes to create a pod on.
 #[derive(Debug, Default, PartialEq, Eq)]

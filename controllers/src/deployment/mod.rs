@@ -23,6 +23,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
 use crate::Context;
+use crate::controller_utils::{
+    OwnerLookup, RecheckError, controller_of, controller_ref, recheck_owner, status_code,
+};
 use crate::informers::{Change, Informer, key_of, split_key};
 use crate::workqueue::WorkQueue;
 
@@ -132,78 +135,32 @@ impl Controller {
         self.queue.add(key_of(d));
     }
 
-    /// The Deployment a controller reference names, if it still is that one (upstream's
-    /// `resolveControllerRef`).
-    fn resolve(&self, namespace: &str, rs: &ReplicaSet) -> Option<Arc<Deployment>> {
-        let r = util::controller_of(&rs.metadata)?;
-        if r.kind != "Deployment" {
-            return None;
+    /// The Deployments as owners of ReplicaSets.
+    fn lookup(&self) -> OwnerLookup<'_, Deployment> {
+        OwnerLookup {
+            owners: &self.deployments,
+            selector: |d| deployment_selector(d).ok(),
         }
-        let d = self.deployments.get(namespace, &r.name)?;
-        (d.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(d)
-    }
-
-    /// Deployments whose selector matches an orphan ReplicaSet (upstream's
-    /// `getDeploymentsForReplicaSet`), so one of them may adopt it.
-    fn deployments_matching(&self, rs: &ReplicaSet) -> Vec<Arc<Deployment>> {
-        let labels = rs.metadata.labels.clone().unwrap_or_default();
-        if labels.is_empty() {
-            return Vec::new();
-        }
-        let namespace = rs.metadata.namespace.clone().unwrap_or_default();
-        self.deployments
-            .list_namespace(&namespace)
-            .into_iter()
-            .filter(|d| deployment_selector(d).is_ok_and(|s| !s.is_empty() && s.matches(&labels)))
-            .collect()
     }
 
     fn on_replica_set(&self, change: &Change<'_, ReplicaSet>) {
-        match change {
-            Change::Added(rs) => {
-                let namespace = rs.metadata.namespace.clone().unwrap_or_default();
-                if util::controller_of(&rs.metadata).is_some() {
-                    if let Some(d) = self.resolve(&namespace, rs) {
-                        self.enqueue(&d);
-                    }
-                    return;
-                }
-                for d in self.deployments_matching(rs) {
-                    self.enqueue(&d);
-                }
-            }
+        let concerned = match change {
+            Change::Added(rs) => self.lookup().added(&rs.metadata),
             Change::Updated { old, new } => {
                 if old.metadata.resource_version == new.metadata.resource_version {
                     return;
                 }
-                let namespace = new.metadata.namespace.clone().unwrap_or_default();
-                let old_ref = util::controller_of(&old.metadata);
-                let new_ref = util::controller_of(&new.metadata);
-                let ref_changed = old_ref != new_ref;
-                if ref_changed
-                    && old_ref.is_some()
-                    && let Some(d) = self.resolve(&namespace, old)
-                {
-                    self.enqueue(&d);
-                }
-                if new_ref.is_some() {
-                    if let Some(d) = self.resolve(&namespace, new) {
-                        self.enqueue(&d);
-                    }
-                    return;
-                }
-                if ref_changed || old.metadata.labels != new.metadata.labels {
-                    for d in self.deployments_matching(new) {
-                        self.enqueue(&d);
-                    }
-                }
+                self.lookup().updated(&old.metadata, &new.metadata)
             }
             Change::Deleted(rs) => {
-                let namespace = rs.metadata.namespace.clone().unwrap_or_default();
-                if let Some(d) = self.resolve(&namespace, rs) {
+                if let Some(d) = self.lookup().controller(&rs.metadata) {
                     self.enqueue(&d);
                 }
+                return;
             }
+        };
+        for d in concerned.all() {
+            self.enqueue(d);
         }
     }
 
@@ -211,7 +168,7 @@ impl Controller {
     /// (upstream's `deletePod`).
     fn on_pod_deleted(&self, pod: &Pod) {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let Some(r) = util::controller_of(&pod.metadata) else {
+        let Some(r) = controller_of(&pod.metadata) else {
             return;
         };
         if r.kind != "ReplicaSet" {
@@ -223,7 +180,7 @@ impl Controller {
         if rs.metadata.uid.as_deref() != Some(r.uid.as_str()) {
             return;
         }
-        let Some(d) = self.resolve(&namespace, &rs) else {
+        let Some(d) = self.lookup().controller(&rs.metadata) else {
             return;
         };
         if util::strategy_type(&d) != "Recreate" {
@@ -234,8 +191,7 @@ impl Controller {
             .list_namespace(&namespace)
             .into_iter()
             .filter(|rs| {
-                util::controller_of(&rs.metadata)
-                    .is_some_and(|r| Some(&r.uid) == d.metadata.uid.as_ref())
+                controller_of(&rs.metadata).is_some_and(|r| Some(&r.uid) == d.metadata.uid.as_ref())
             })
             .map(|rs| (*rs).clone())
             .collect();
@@ -267,7 +223,7 @@ impl Controller {
             if !selector.matches(&labels) {
                 continue;
             }
-            let Some(uid) = util::controller_of(&pod.metadata).map(|r| r.uid.clone()) else {
+            let Some(uid) = controller_of(&pod.metadata).map(|r| r.uid.clone()) else {
                 continue;
             };
             if let Some(list) = map.get_mut(&uid) {
@@ -292,7 +248,7 @@ impl Controller {
             let matches = selector.matches(&labels);
             let rs_uid = rs.metadata.uid.clone().unwrap_or_default();
             let name = rs.metadata.name.clone().unwrap_or_default();
-            if let Some(r) = util::controller_of(&rs.metadata) {
+            if let Some(r) = controller_of(&rs.metadata) {
                 if r.uid != uid {
                     continue;
                 }
@@ -333,13 +289,19 @@ impl Controller {
                 None => {
                     let deployments: Api<Deployment> =
                         Api::namespaced(self.client.clone(), &namespace);
-                    let fresh = deployments
-                        .get_opt(&d.metadata.name.clone().unwrap_or_default())
-                        .await?;
-                    let allowed = fresh.is_some_and(|f| {
-                        f.metadata.uid.as_deref() == Some(uid.as_str())
-                            && f.metadata.deletion_timestamp.is_none()
-                    });
+                    let allowed = match recheck_owner(
+                        &deployments,
+                        d.metadata.name.as_deref().unwrap_or_default(),
+                        Some(&uid),
+                    )
+                    .await
+                    {
+                        Ok(()) => true,
+                        Err(RecheckError::Get(e)) if status_code(&e) != Some(404) => {
+                            return Err(e.into());
+                        }
+                        Err(_) => false,
+                    };
                     can_adopt = Some(allowed);
                     allowed
                 }
@@ -347,7 +309,7 @@ impl Controller {
             if !allowed {
                 return Err(Error::Gone(key));
             }
-            let owner = util::controller_ref(d);
+            let owner = controller_ref(d);
             let patch = serde_json::json!({
                 "metadata": {
                     "ownerReferences": [owner],

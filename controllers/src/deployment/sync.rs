@@ -13,6 +13,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use super::progress::{self, PROGRESSING};
 use super::util::{self, rs_replicas};
 use super::{Controller, Error, NAME};
+use crate::controller_utils;
 
 /// Upstream's revisionHistoryLimit default, when the field is somehow unset.
 const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
@@ -126,7 +127,7 @@ pub(crate) fn new_replica_set(d: &Deployment) -> ReplicaSet {
                 d.metadata.name.as_deref().unwrap_or_default()
             )),
             namespace: d.metadata.namespace.clone(),
-            owner_references: Some(vec![util::controller_ref(d)]),
+            owner_references: Some(vec![controller_utils::controller_ref(d)]),
             labels,
             ..Default::default()
         },
@@ -246,7 +247,7 @@ impl Controller {
             Err(kube::Error::Api(s)) if s.is_already_exists() => {
                 already_exists = true;
                 let found = api.get(&name).await?;
-                let ours = util::controller_of(&found.metadata)
+                let ours = controller_utils::controller_of(&found.metadata)
                     .is_some_and(|r| Some(&r.uid) == d.metadata.uid.as_ref());
                 let same = found
                     .spec

@@ -25,14 +25,14 @@ use component_base::events::Recorder;
 use futures::future::BoxFuture;
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::Context;
 use crate::controller_utils::{
-    self, Claim, Expectations, controller_of, controller_ref, is_pod_active, is_pod_ready,
-    label_selector, pod_key,
+    self, Claim, Expectations, NAMESPACE_TERMINATING_CAUSE, OwnerLookup, controller_of,
+    controller_ref, has_status_cause, is_pod_active, is_pod_ready, label_selector, message_of,
+    pod_key, recheck_owner, status_code,
 };
 use crate::informers::{Change, Informer, key_of, split_key};
 use crate::workqueue::WorkQueue;
@@ -61,8 +61,6 @@ const WORKERS: usize = 5;
 const SYNC_BATCH_PERIOD: Duration = Duration::from_secs(1);
 /// At most this many pods are created or deleted by one sync.
 const MAX_POD_CREATE_DELETE_PER_SYNC: usize = 500;
-/// The cause a create fails with while its namespace is being deleted.
-const NAMESPACE_TERMINATING_CAUSE: &str = "NamespaceTerminating";
 
 /// Why a sync failed; the key is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -85,31 +83,6 @@ pub enum Error {
         /// The apiserver's message.
         message: String,
     },
-}
-
-/// The apiserver's message of a failed request, or the client's error.
-fn message_of(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn status_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
-    }
-}
-
-fn has_cause(e: &kube::Error, cause: &str) -> bool {
-    match e {
-        kube::Error::Api(status) => status
-            .details
-            .as_ref()
-            .is_some_and(|d| d.causes.iter().any(|c| c.reason == cause)),
-        _ => false,
-    }
 }
 
 /// Starts the Job controller.
@@ -320,31 +293,12 @@ impl Controller {
         }
     }
 
-    /// The Job `reference` names, if it is still that object (upstream's
-    /// `resolveControllerRef`).
-    fn resolve(&self, namespace: &str, reference: &OwnerReference) -> Option<Arc<Job>> {
-        if reference.kind != "Job" {
-            return None;
+    /// The Jobs as owners of pods.
+    fn lookup(&self) -> OwnerLookup<'_, Job> {
+        OwnerLookup {
+            owners: &self.jobs,
+            selector: |j| label_selector(j.spec.as_ref().and_then(|s| s.selector.as_ref())).ok(),
         }
-        let job = self.jobs.get(namespace, &reference.name)?;
-        (job.metadata.uid.as_deref() == Some(reference.uid.as_str())).then_some(job)
-    }
-
-    /// The Jobs whose selector matches an orphan pod.
-    fn selecting(&self, pod: &Pod) -> Vec<Arc<Job>> {
-        let labels = controller_utils::labels_of(&pod.metadata);
-        if labels.is_empty() {
-            return Vec::new();
-        }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        self.jobs
-            .list_namespace(namespace)
-            .into_iter()
-            .filter(|j| {
-                label_selector(j.spec.as_ref().and_then(|s| s.selector.as_ref()))
-                    .is_ok_and(|s| !s.is_empty() && s.matches(&labels))
-            })
-            .collect()
     }
 
     fn enqueue_batched(&self, job: &Job) {
@@ -357,18 +311,15 @@ impl Controller {
             self.pod_deleted(pod, false);
             return;
         }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        if let Some(reference) = controller_of(&pod.metadata) {
-            if let Some(job) = self.resolve(namespace, reference) {
-                self.expectations.creation_observed(&key_of(job.as_ref()));
-                self.enqueue_batched(&job);
-            }
-            return;
+        let concerned = self.lookup().added(&pod.metadata);
+        if let Some(job) = concerned.controller {
+            self.expectations.creation_observed(&key_of(job.as_ref()));
+            self.enqueue_batched(&job);
         }
-        if has_tracking_finalizer(pod) {
+        if controller_of(&pod.metadata).is_none() && has_tracking_finalizer(pod) {
             self.orphans.add(pod_key(pod));
         }
-        for job in self.selecting(pod) {
+        for job in concerned.adopters {
             self.enqueue_batched(&job);
         }
     }
@@ -382,49 +333,34 @@ impl Controller {
             self.pod_deleted(new, false);
             return;
         }
-        let namespace = new.metadata.namespace.as_deref().unwrap_or_default();
         let finalizer_removed = !has_tracking_finalizer(new);
         let uid = new.metadata.uid.as_deref().unwrap_or_default();
-        let new_ref = controller_of(&new.metadata);
-        let old_ref = controller_of(&old.metadata);
-        let ref_changed = new_ref != old_ref;
-        if ref_changed && let Some(job) = old_ref.and_then(|r| self.resolve(namespace, r)) {
+        let concerned = self.lookup().updated(&old.metadata, &new.metadata);
+        for job in concerned.former.iter().chain(concerned.controller.iter()) {
             if finalizer_removed {
                 self.finalizers.observed(&key_of(job.as_ref()), uid);
             }
-            self.enqueue_batched(&job);
+            self.enqueue_batched(job);
         }
-        if let Some(reference) = new_ref {
-            if let Some(job) = self.resolve(namespace, reference) {
-                if finalizer_removed {
-                    self.finalizers.observed(&key_of(job.as_ref()), uid);
-                }
-                self.enqueue_batched(&job);
-            }
-            return;
-        }
-        if has_tracking_finalizer(new) {
+        if controller_of(&new.metadata).is_none() && has_tracking_finalizer(new) {
             self.orphans.add(pod_key(new));
         }
-        if old.metadata.labels != new.metadata.labels || ref_changed {
-            for job in self.selecting(new) {
-                self.enqueue_batched(&job);
-            }
+        for job in concerned.adopters {
+            self.enqueue_batched(&job);
         }
     }
 
     /// A pod went away (`last`) or began its deletion.
     fn pod_deleted(&self, pod: &Pod, last: bool) {
         let has_finalizer = has_tracking_finalizer(pod);
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let Some(reference) = controller_of(&pod.metadata) else {
+        if controller_of(&pod.metadata).is_none() {
             // an orphan (perhaps the garbage collector took the reference away)
             if has_finalizer {
                 self.orphans.add(pod_key(pod));
             }
             return;
-        };
-        let job = self.resolve(namespace, reference);
+        }
+        let job = self.lookup().controller(&pod.metadata);
         let Some(job) = job.filter(|j| !is_finished(j)) else {
             if has_finalizer {
                 self.orphans.add(pod_key(pod));
@@ -454,7 +390,7 @@ impl Controller {
                 // someone else's pod: not our finalizer to touch
                 return Ok(());
             }
-            if let Some(job) = self.resolve(namespace, reference) {
+            if let Some(job) = self.lookup().resolve(namespace, reference) {
                 if managed_externally(&job) || !is_finished(&job) {
                     // adopted, or counted by another controller
                     return Ok(());
@@ -882,23 +818,11 @@ impl Controller {
     /// being deleted (upstream's `RecheckDeletionTimestamp`).
     async fn recheck_not_deleted(&self, job: &Job) -> Result<(), String> {
         let namespace = job.metadata.namespace.as_deref().unwrap_or_default();
-        let name = job.name_any();
         let api: Api<Job> = Api::namespaced(self.client.clone(), namespace);
-        let fresh = api.get(&name).await.map_err(|e| message_of(&e))?;
-        if fresh.metadata.uid != job.metadata.uid {
-            return Err(format!(
-                "original Job {namespace}/{name} is gone: got uid {}, wanted {}",
-                fresh.metadata.uid.as_deref().unwrap_or_default(),
-                job.metadata.uid.as_deref().unwrap_or_default()
-            ));
-        }
-        if let Some(at) = &fresh.metadata.deletion_timestamp {
-            return Err(format!(
-                "{namespace}/{name} has just been deleted at {}",
-                at.0
-            ));
-        }
-        Ok(())
+        let uid = job.metadata.uid.as_deref();
+        recheck_owner(&api, &job.name_any(), uid)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Deletes the active pods of a finishing Job, keeping their finalizers (the
@@ -1269,7 +1193,7 @@ impl Controller {
                 Ok(())
             }
             // the namespace is going away: every create would fail
-            Err(e) if has_cause(&e, NAMESPACE_TERMINATING_CAUSE) => Ok(()),
+            Err(e) if has_status_cause(&e, NAMESPACE_TERMINATING_CAUSE) => Ok(()),
             Err(e) => {
                 let message = message_of(&e);
                 self.event(

@@ -20,7 +20,8 @@ use super::policy::{
     COMPLETE, FAILED, FAILURE_TARGET, SUCCESS_CRITERIA_MET, ensure_condition,
     match_pod_failure_policy, new_condition, true_condition,
 };
-use super::{Controller, Error, SyncCtx, message_of, status_code};
+use super::{Controller, Error, SyncCtx};
+use crate::controller_utils::{message_of, status_code};
 
 /// The finalizer on every pod a Job controls until the pod is counted.
 pub const JOB_TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";

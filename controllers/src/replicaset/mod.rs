@@ -20,7 +20,6 @@ use component_base::events::Recorder;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
@@ -28,8 +27,9 @@ pub use kind::{ReplicaCondition, ReplicaKind, ReplicaStatus};
 
 use crate::Context;
 use crate::controller_utils::{
-    self, Claim, Expectations, SLOW_START_INITIAL_BATCH_SIZE, controller_of, controller_ref,
-    is_pod_active, is_pod_ready, labels_of, pod_key,
+    self, Claim, Expectations, OwnerLookup, SLOW_START_INITIAL_BATCH_SIZE, controller_of,
+    controller_ref, is_pod_active, labels_of, message_of, pod_key, recheck_owner,
+    requeue_when_available, status_code,
 };
 use crate::informers::{Change, Informer, key_of, split_key};
 use crate::workqueue::WorkQueue;
@@ -71,22 +71,6 @@ pub enum Error {
     /// A pod could not be deleted.
     #[error("unable to delete pods: {0}")]
     Delete(String),
-}
-
-/// The apiserver's message of a failed request (what Go's `StatusError` prints),
-/// or the client's error.
-fn message_of(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn status_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
-    }
 }
 
 /// Starts the ReplicaSet controller (`replicaset-controller`).
@@ -174,42 +158,12 @@ impl<K: ReplicaKind> Controller<K> {
         }
     }
 
-    /// The owner `reference` names, if it is of our kind and still the same object
-    /// (upstream's `resolveControllerRef`).
-    fn resolve(&self, namespace: &str, reference: &OwnerReference) -> Option<Arc<K>> {
-        if reference.kind != K::kind(&()) {
-            return None;
+    /// The owners as owners of pods.
+    fn lookup(&self) -> OwnerLookup<'_, K> {
+        OwnerLookup {
+            owners: &self.owners,
+            selector: |o| o.selector().ok(),
         }
-        let owner = self.owners.get(namespace, &reference.name)?;
-        (owner.meta().uid.as_deref() == Some(reference.uid.as_str())).then_some(owner)
-    }
-
-    /// The owners in the pod's namespace whose selector matches it (upstream's
-    /// `GetPodReplicaSets`): the candidates to adopt an orphan.
-    fn selecting(&self, pod: &Pod) -> Vec<Arc<K>> {
-        let labels = labels_of(&pod.metadata);
-        if labels.is_empty() {
-            return Vec::new();
-        }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let owners: Vec<Arc<K>> = self
-            .owners
-            .list_namespace(namespace)
-            .into_iter()
-            .filter(|o| {
-                o.selector()
-                    .is_ok_and(|s| !s.is_empty() && s.matches(&labels))
-            })
-            .collect();
-        if owners.len() > 1 {
-            tracing::warn!(
-                kind = %K::kind(&()),
-                pod = %pod_key(pod),
-                "user error: more than one {} selects this pod's labels",
-                K::kind(&())
-            );
-        }
-        owners
     }
 
     fn pod_added(&self, pod: &Pod) {
@@ -218,17 +172,14 @@ impl<K: ReplicaKind> Controller<K> {
             self.pod_deleted(pod);
             return;
         }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        if let Some(reference) = controller_of(&pod.metadata) {
-            if let Some(owner) = self.resolve(namespace, reference) {
-                let key = key_of(owner.as_ref());
-                self.expectations.creation_observed(&key);
-                self.queue.add(key);
-            }
-            return;
+        let concerned = self.lookup().added(&pod.metadata);
+        if let Some(owner) = concerned.controller {
+            let key = key_of(owner.as_ref());
+            self.expectations.creation_observed(&key);
+            self.queue.add(key);
         }
         // an orphan: whoever selects it may adopt it (no creation was expected)
-        for owner in self.selecting(pod) {
+        for owner in concerned.adopters {
             self.queue.add(key_of(owner.as_ref()));
         }
     }
@@ -237,53 +188,28 @@ impl<K: ReplicaKind> Controller<K> {
         if old.metadata.resource_version == new.metadata.resource_version {
             return;
         }
-        let labels_changed = old.metadata.labels != new.metadata.labels;
         if new.metadata.deletion_timestamp.is_some() {
             // graceful deletion started: replace the pod now rather than when the
             // kubelet finishes with it
             self.pod_deleted(new);
-            if labels_changed {
+            if old.metadata.labels != new.metadata.labels {
                 self.pod_deleted(old);
             }
             return;
         }
-        let namespace = new.metadata.namespace.as_deref().unwrap_or_default();
-        let new_ref = controller_of(&new.metadata);
-        let old_ref = controller_of(&old.metadata);
-        let ref_changed = new_ref != old_ref;
-        if ref_changed {
-            if let Some(owner) = old_ref.and_then(|r| self.resolve(namespace, r)) {
-                self.queue.add(key_of(owner.as_ref()));
-            }
+        let concerned = self.lookup().updated(&old.metadata, &new.metadata);
+        if let Some(owner) = &concerned.controller
+            && let Some(delay) = requeue_when_available(owner.min_ready_seconds(), old, new)
+        {
+            self.queue.add_after(key_of(owner.as_ref()), delay);
         }
-        if let Some(reference) = new_ref {
-            let Some(owner) = self.resolve(namespace, reference) else {
-                return;
-            };
-            let key = key_of(owner.as_ref());
-            self.queue.add(key.clone());
-            let min_ready = owner.min_ready_seconds();
-            if min_ready > 0 && !is_pod_ready(old) && is_pod_ready(new) {
-                // availability is time-based: look again once the pod has been ready
-                // long enough (plus a second against clock skew, as upstream)
-                let delay = Duration::from_secs(u64::try_from(min_ready).unwrap_or(0) + 1);
-                self.queue.add_after(key, delay);
-            }
-            return;
-        }
-        if labels_changed || ref_changed {
-            for owner in self.selecting(new) {
-                self.queue.add(key_of(owner.as_ref()));
-            }
+        for owner in concerned.all() {
+            self.queue.add(key_of(owner.as_ref()));
         }
     }
 
     fn pod_deleted(&self, pod: &Pod) {
-        let Some(reference) = controller_of(&pod.metadata) else {
-            return;
-        };
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        if let Some(owner) = self.resolve(namespace, reference) {
+        if let Some(owner) = self.lookup().controller(&pod.metadata) {
             let key = key_of(owner.as_ref());
             self.expectations.deletion_observed(&key, &pod_key(pod));
             self.queue.add(key);
@@ -411,25 +337,12 @@ impl<K: ReplicaKind> Controller<K> {
     /// owner (not the cache) must show it still exists, is the same object and is not
     /// being deleted, or the garbage collector could miss the adopted pods.
     async fn recheck_not_deleted(&self, owner: &K) -> Result<(), String> {
-        let namespace = owner.namespace().unwrap_or_default();
-        let name = owner.name_any();
-        let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
-        let fresh = api.get(&name).await.map_err(|e| message_of(&e))?;
-        if fresh.meta().uid != owner.meta().uid {
-            return Err(format!(
-                "original {} {namespace}/{name} is gone: got uid {}, wanted {}",
-                K::kind(&()),
-                fresh.meta().uid.as_deref().unwrap_or_default(),
-                owner.meta().uid.as_deref().unwrap_or_default()
-            ));
-        }
-        if let Some(at) = &fresh.meta().deletion_timestamp {
-            return Err(format!(
-                "{namespace}/{name} has just been deleted at {}",
-                at.0
-            ));
-        }
-        Ok(())
+        let api: Api<K> =
+            Api::namespaced(self.client.clone(), &owner.namespace().unwrap_or_default());
+        let uid = owner.meta().uid.as_deref();
+        recheck_owner(&api, &owner.name_any(), uid)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Adopts `pod`; false when it is gone.

@@ -21,8 +21,9 @@ use super::identity::{
     self, Strategy, identity_matches, is_created, is_finished, is_pending, is_running_and_ready,
     is_terminating, is_unavailable, ordinal, revision_of, storage_matches,
 };
-use super::{Controller, Error, history, is_already_exists, message_of, pvc, status, status_code};
+use super::{Controller, Error, history, is_already_exists, pvc, status};
 use crate::controller_utils::{SLOW_START_INITIAL_BATCH_SIZE, slow_start_batch};
+use crate::controller_utils::{message_of, status_code};
 
 /// How many missing ordinals past the highest existing pod one pass lays out.
 const MAX_NEW_ORDINALS_PER_PASS: usize = 500;

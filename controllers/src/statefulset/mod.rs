@@ -24,7 +24,6 @@ use component_base::events::Recorder;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 
@@ -32,7 +31,8 @@ pub use identity::{POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL};
 
 use crate::Context;
 use crate::controller_utils::{
-    self, Claim, controller_of, controller_ref, is_pod_ready, label_selector, labels_of, pod_key,
+    self, Claim, OwnerLookup, controller_of, controller_ref, label_selector, labels_of, message_of,
+    pod_key, recheck_owner, requeue_when_available, status_code,
 };
 use crate::informers::{Change, Informer, key_of, split_key};
 use crate::workqueue::WorkQueue;
@@ -68,22 +68,6 @@ impl Error {
             1 => errors.pop(),
             _ => Some(Error::Aggregate(errors)),
         }
-    }
-}
-
-/// The apiserver's message of a failed request (what Go's `StatusError` prints), or
-/// the client's error.
-fn message_of(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn status_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
     }
 }
 
@@ -164,36 +148,12 @@ impl Controller {
         }
     }
 
-    /// The set `reference` names, if it is a StatefulSet and still the same object
-    /// (upstream's `resolveControllerRef`).
-    fn resolve(&self, namespace: &str, reference: &OwnerReference) -> Option<Arc<StatefulSet>> {
-        if reference.kind != "StatefulSet" {
-            return None;
+    /// The sets as owners of pods.
+    fn lookup(&self) -> OwnerLookup<'_, StatefulSet> {
+        OwnerLookup {
+            owners: &self.sets,
+            selector: |s| label_selector(s.spec.as_ref().map(|spec| &spec.selector)).ok(),
         }
-        let set = self.sets.get(namespace, &reference.name)?;
-        (set.metadata.uid.as_deref() == Some(reference.uid.as_str())).then_some(set)
-    }
-
-    /// The sets whose selector matches an orphan (upstream's `getStatefulSetsForPod`).
-    fn selecting(&self, pod: &Pod) -> Vec<Arc<StatefulSet>> {
-        let labels = labels_of(&pod.metadata);
-        if labels.is_empty() {
-            return Vec::new();
-        }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let sets: Vec<Arc<StatefulSet>> = self
-            .sets
-            .list_namespace(namespace)
-            .into_iter()
-            .filter(|s| {
-                label_selector(s.spec.as_ref().map(|spec| &spec.selector))
-                    .is_ok_and(|sel| !sel.is_empty() && sel.matches(&labels))
-            })
-            .collect();
-        if sets.len() > 1 {
-            tracing::warn!(pod = %pod_key(pod), "user error: more than one StatefulSet is selecting pods with these labels");
-        }
-        sets
     }
 
     fn pod_added(&self, pod: &Pod) {
@@ -201,14 +161,7 @@ impl Controller {
             self.pod_deleted(pod);
             return;
         }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        if let Some(reference) = controller_of(&pod.metadata) {
-            if let Some(set) = self.resolve(namespace, reference) {
-                self.queue.add(key_of(set.as_ref()));
-            }
-            return;
-        }
-        for set in self.selecting(pod) {
+        for set in self.lookup().added(&pod.metadata).all() {
             self.queue.add(key_of(set.as_ref()));
         }
     }
@@ -217,43 +170,20 @@ impl Controller {
         if old.metadata.resource_version == new.metadata.resource_version {
             return;
         }
-        let namespace = new.metadata.namespace.as_deref().unwrap_or_default();
-        let labels_changed = old.metadata.labels != new.metadata.labels;
-        let (old_ref, new_ref) = (controller_of(&old.metadata), controller_of(&new.metadata));
-        let ref_changed = old_ref != new_ref;
-        if ref_changed {
-            if let Some(set) = old_ref.and_then(|r| self.resolve(namespace, r)) {
-                self.queue.add(key_of(set.as_ref()));
+        let concerned = self.lookup().updated(&old.metadata, &new.metadata);
+        if let Some(set) = &concerned.controller {
+            let min_ready = identity::min_ready_seconds(set);
+            if let Some(delay) = requeue_when_available(min_ready, old, new) {
+                self.queue.add_after(key_of(set.as_ref()), delay);
             }
         }
-        if let Some(reference) = new_ref {
-            let Some(set) = self.resolve(namespace, reference) else {
-                return;
-            };
-            let key = key_of(set.as_ref());
-            self.queue.add(key.clone());
-            let min_ready = identity::min_ready_seconds(&set);
-            if min_ready > 0 && !is_pod_ready(old) && is_pod_ready(new) {
-                // availability is time-based: look again once the pod has been ready
-                // long enough, plus a second against clock skew, as upstream
-                let delay = Duration::from_secs(u64::try_from(min_ready).unwrap_or(0) + 1);
-                self.queue.add_after(key, delay);
-            }
-            return;
-        }
-        if labels_changed || ref_changed {
-            for set in self.selecting(new) {
-                self.queue.add(key_of(set.as_ref()));
-            }
+        for set in concerned.all() {
+            self.queue.add(key_of(set.as_ref()));
         }
     }
 
     fn pod_deleted(&self, pod: &Pod) {
-        let Some(reference) = controller_of(&pod.metadata) else {
-            return;
-        };
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        if let Some(set) = self.resolve(namespace, reference) {
+        if let Some(set) = self.lookup().controller(&pod.metadata) {
             self.queue.add(key_of(set.as_ref()));
         }
     }
@@ -347,24 +277,12 @@ impl Controller {
     /// Upstream's `RecheckDeletionTimestamp`: a fresh read must show the same set, not
     /// being deleted, before anything is adopted.
     async fn recheck_not_deleted(&self, set: &StatefulSet) -> Result<(), String> {
-        let namespace = set.namespace().unwrap_or_default();
-        let name = set.name_any();
-        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &namespace);
-        let fresh = api.get(&name).await.map_err(|e| message_of(&e))?;
-        if fresh.metadata.uid != set.metadata.uid {
-            return Err(format!(
-                "original StatefulSet {namespace}/{name} is gone: got uid {}, wanted {}",
-                fresh.metadata.uid.as_deref().unwrap_or_default(),
-                set.metadata.uid.as_deref().unwrap_or_default()
-            ));
-        }
-        if let Some(at) = &fresh.metadata.deletion_timestamp {
-            return Err(format!(
-                "{namespace}/{name} has just been deleted at {}",
-                at.0
-            ));
-        }
-        Ok(())
+        let api: Api<StatefulSet> =
+            Api::namespaced(self.client.clone(), &set.namespace().unwrap_or_default());
+        let uid = set.metadata.uid.as_deref();
+        recheck_owner(&api, &set.name_any(), uid)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The set's pods: those it controls that it still selects and whose names make

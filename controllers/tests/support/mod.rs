@@ -204,19 +204,12 @@ impl Cluster {
 
 /// Polls `check` every 100 ms until it returns `Some`, failing the test with `what`
 /// after [`DEADLINE`].
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_within(what, DEADLINE, check).await
 }
 
 impl Cluster {
@@ -238,6 +231,45 @@ impl Cluster {
     /// A client authenticated by a client certificate the cluster CA issues for `user`
     /// in `groups` (as a kubelet's own certificate would be).
     pub async fn client_as(&self, user: &str, groups: &[&str]) -> Client {
+        let kubeconfig = self.kubeconfig_as(user, groups);
+        let mut config = client_config(&kubeconfig).await;
+        config.default_retry = false;
+        Client::try_from(config).unwrap()
+    }
+}
+
+// ---- set-up and look-ups the controller tests share ----
+
+impl Cluster {
+    /// Waits for the `default` ServiceAccount of `namespace`: until the service-account
+    /// controller has made it, the ServiceAccount admission plugin refuses pods there.
+    pub async fn wait_default_account(&self, namespace: &str) {
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let accounts: kube::Api<ServiceAccount> =
+            kube::Api::namespaced(self.admin.clone(), namespace);
+        wait_for(
+            &format!("the default service account of {namespace}"),
+            || {
+                let accounts = accounts.clone();
+                async move { accounts.get_opt("default").await.ok().flatten() }
+            },
+        )
+        .await;
+    }
+
+    /// Adds `count` fake nodes `<prefix>-0` ... without the not-ready taint, so the
+    /// scheduler places pods on them at once.
+    pub async fn add_ready_nodes(&self, prefix: &str, count: usize) -> Vec<String> {
+        let nodes = self.add_nodes(prefix, count).await;
+        for node in &nodes {
+            self.untaint(node).await;
+        }
+        nodes
+    }
+
+    /// A kubeconfig for a user the cluster CA issues a client certificate to, in
+    /// `groups` (`system:masters` for an administrator).
+    pub fn kubeconfig_as(&self, user: &str, groups: &[&str]) -> String {
         let ca_key = std::fs::read_to_string(self.ca_files().1).unwrap();
         let issuer = rcgen::Issuer::from_ca_cert_pem(
             &self.ca_pem,
@@ -256,14 +288,126 @@ impl Cluster {
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &issuer).unwrap();
-        let kubeconfig = apiserver::certs::kubeconfig(
+        apiserver::certs::kubeconfig(
             &self.manager_config.cluster_url.to_string(),
             &self.ca_pem,
             &cert.pem(),
             &key.serialize_pem(),
-        );
-        let mut config = client_config(&kubeconfig).await;
-        config.default_retry = false;
-        Client::try_from(config).unwrap()
+        )
+    }
+
+    /// Writes a cluster-admin kubeconfig (a `system:masters` client certificate) into
+    /// the cluster's temporary directory, for stock kubectl.
+    pub fn admin_kubeconfig_file(&self) -> std::path::PathBuf {
+        let path = self.dir.path().join("admin.kubeconfig");
+        std::fs::write(
+            &path,
+            self.kubeconfig_as("kubectl-admin", &["system:masters"]),
+        )
+        .unwrap();
+        path
+    }
+}
+
+/// A cluster running `controllers` and the scheduler, with `nodes` schedulable nodes
+/// and the `default` namespace ready for pods.
+pub async fn ready_cluster(controllers: &[&str], nodes: usize) -> Cluster {
+    let c = cluster(Spec::new(controllers)).await;
+    c.add_ready_nodes("node", nodes).await;
+    c.wait_default_account("default").await;
+    c
+}
+
+/// Runs stock `kubectl` (from PATH) against `kubeconfig`; a missing kubectl fails the
+/// test rather than skipping it.
+pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap_or_else(|e| panic!("kubectl must be on PATH to run this test: {e}"))
+}
+
+/// Decodes `object` and creates it through `api`.
+pub async fn create<K>(api: &kube::Api<K>, object: serde_json::Value) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).unwrap();
+    api.create(&kube::api::PostParams::default(), &object)
+        .await
+        .unwrap()
+}
+
+/// The uid of the object's controller (its ownerReference with `controller: true`).
+pub fn controller_uid<K: kube::Resource>(object: &K) -> Option<&str> {
+    object
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.as_str())
+}
+
+/// The events in `default` with `reason` about the object with `uid`.
+pub async fn events_about(
+    admin: &Client,
+    uid: &str,
+    reason: &str,
+) -> Vec<k8s_openapi::api::core::v1::Event> {
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(admin.clone(), "default");
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.involved_object.uid.as_deref() == Some(uid) && e.reason.as_deref() == Some(reason)
+        })
+        .collect()
+}
+
+/// The objects `api` lists whose controller is the object with `uid`, those being
+/// deleted included.
+pub async fn controlled_by<K>(api: &kube::Api<K>, uid: &str) -> Vec<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|o| controller_uid(o) == Some(uid))
+        .collect()
+}
+
+impl Cluster {
+    /// The apiserver's service-account signing key (`pki/sa.key`): what `rkube up`
+    /// gives the manager as `--service-account-private-key-file`.
+    pub fn service_account_key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("pki").join(apiserver::certs::SA_KEY)
+    }
+}
+
+/// [`wait_for`] with its own deadline, for states that come no sooner than a clock
+/// says (a CronJob's next minute).
+pub async fn wait_for_within<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -1,7 +1,9 @@
 //! The ResourceQuota admission plugin: a create in a namespace with ResourceQuotas is
 //! charged to every quota that limits something it uses (object counts, pods' CPU and
-//! memory requests and limits, claims' storage), and refused with upstream's
-//! `exceeded quota: ...` when a limit would be passed.
+//! memory requests and limits, claims' storage) and whose scopes it is in, and refused
+//! with upstream's `exceeded quota: ...` when a limit would be passed. What an object
+//! uses and which quotas it matches come from `apimachinery::quota`, which the quota
+//! controller shares, so the two agree.
 //!
 //! Charging is a compare-and-swap on the quota's `status.used`, so parallel creates
 //! are serialized on the quota and cannot overshoot it. A quota whose status does not
@@ -13,15 +15,13 @@ use std::sync::Arc;
 
 use apimachinery::errors::StatusError;
 use apimachinery::quantity::Quantity;
-use apimachinery::resources::{self, ResourceInfo};
+use apimachinery::quota;
+use apimachinery::resources;
 use serde_json::{Value, json};
 
 use super::{Attributes, Operation, Plugin};
 use crate::registry::informer::Informer;
 use crate::registry::{ListParams, Registry, meta};
-
-/// Resources a pod's containers request or limit.
-const COMPUTE: &[&str] = &["cpu", "memory", "ephemeral-storage"];
 
 /// `ResourceQuota`.
 pub struct ResourceQuota {
@@ -40,142 +40,16 @@ impl ResourceQuota {
     }
 }
 
-/// The quota resource names an object of `resource` counts against, with amounts.
-pub fn usage(resource: &ResourceInfo, object: &Value) -> BTreeMap<String, Quantity> {
-    let mut usage = BTreeMap::new();
-    let one = Quantity::new(1, apimachinery::quantity::Format::DecimalSI);
-    let count_name = if resource.group.is_empty() {
-        format!("count/{}", resource.plural)
-    } else {
-        format!("count/{}.{}", resource.plural, resource.group)
-    };
-    usage.insert(count_name, one.clone());
-    if !resource.group.is_empty() {
-        return usage;
-    }
-    match resource.plural {
-        "pods"
-        | "services"
-        | "replicationcontrollers"
-        | "resourcequotas"
-        | "secrets"
-        | "configmaps"
-        | "persistentvolumeclaims" => {
-            usage.insert(resource.plural.to_owned(), one.clone());
-        }
-        _ => {}
-    }
-    match resource.plural {
-        "pods" => pod_usage(object, &mut usage),
-        "services" => {
-            let kind = object["spec"]["type"].as_str().unwrap_or("ClusterIP");
-            if kind == "LoadBalancer" {
-                usage.insert("services.loadbalancers".into(), one.clone());
-            }
-            if matches!(kind, "NodePort" | "LoadBalancer") {
-                let ports = object["spec"]["ports"].as_array().map_or(0, Vec::len) as i64;
-                usage.insert(
-                    "services.nodeports".into(),
-                    Quantity::new(ports, apimachinery::quantity::Format::DecimalSI),
-                );
-            }
-        }
-        "persistentvolumeclaims" => {
-            if let Some(storage) = object["spec"]["resources"]["requests"]["storage"]
-                .as_str()
-                .and_then(|s| Quantity::parse(s).ok())
-            {
-                usage.insert("requests.storage".into(), storage.clone());
-                if let Some(class) = object["spec"]["storageClassName"].as_str() {
-                    usage.insert(
-                        format!("{class}.storageclass.storage.k8s.io/requests.storage"),
-                        storage,
-                    );
-                    usage.insert(
-                        format!("{class}.storageclass.storage.k8s.io/persistentvolumeclaims"),
-                        one,
-                    );
-                }
-            }
-        }
-        _ => {}
-    }
-    usage
-}
-
-/// A pod's requests and limits: the larger of its containers' sum and any one init
-/// container, plus its overhead (upstream's `PodRequests`/`PodLimits`).
-fn pod_usage(pod: &Value, usage: &mut BTreeMap<String, Quantity>) {
-    for kind in ["requests", "limits"] {
-        for name in COMPUTE {
-            let read = |container: &Value| {
-                container["resources"][kind][*name]
-                    .as_str()
-                    .and_then(|s| Quantity::parse(s).ok())
-                    .or_else(|| {
-                        container["resources"][kind][*name]
-                            .as_i64()
-                            .map(|v| Quantity::new(v, apimachinery::quantity::Format::DecimalSI))
-                    })
-            };
-            let mut sum: Option<Quantity> = None;
-            for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
-                if let Some(q) = read(container) {
-                    *sum.get_or_insert_with(Quantity::default) += &q;
-                }
-            }
-            for container in pod["spec"]["initContainers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                if let Some(q) = read(container)
-                    && sum.as_ref().is_none_or(|s| q > *s)
-                {
-                    sum = Some(q);
-                }
-            }
-            if let Some(overhead) = pod["spec"]["overhead"][*name]
-                .as_str()
-                .and_then(|s| Quantity::parse(s).ok())
-                && let Some(sum) = &mut sum
-            {
-                *sum += &overhead;
-            }
-            if let Some(total) = sum {
-                usage.insert(format!("{kind}.{name}"), total.clone());
-                if kind == "requests" && *name != "ephemeral-storage" {
-                    usage.insert((*name).to_owned(), total);
-                }
-            }
-        }
-    }
-}
-
-/// The containers of a pod that do not set `kind.name` (for `must specify`).
-fn missing(pod: &Value, resource_name: &str) -> Vec<String> {
-    let (kind, name) = match resource_name.split_once('.') {
-        Some((kind @ ("requests" | "limits"), name)) => (kind, name),
-        _ => ("requests", resource_name),
-    };
-    pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["resources"][kind][name].is_null())
-        .filter_map(|c| c["name"].as_str().map(str::to_owned))
-        .collect()
-}
-
 /// A quantity written as a string or a number.
 pub(super) fn quantity(value: &Value) -> Option<Quantity> {
-    match value {
-        Value::String(s) => Quantity::parse(s).ok(),
-        Value::Number(n) => n
-            .as_i64()
-            .map(|v| Quantity::new(v, apimachinery::quantity::Format::DecimalSI)),
-        _ => None,
-    }
+    quota::quantity(value)
+}
+
+/// Now, in Unix seconds (for pods being deleted past their grace period).
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn describe(items: &[(String, Quantity)]) -> String {
@@ -187,44 +61,18 @@ fn describe(items: &[(String, Quantity)]) -> String {
 }
 
 impl ResourceQuota {
-    /// What the store holds of `resource_name` in `namespace`, for a quota that does
-    /// not track it yet.
+    /// What the store holds of `resource_name` in `namespace` within the quota's
+    /// `scopes`, for a quota whose status does not track it yet (as the quota
+    /// controller would compute it).
     async fn observed(
         &self,
         namespace: &str,
         resource_name: &str,
+        scopes: &[quota::ScopeRequirement],
     ) -> Result<Quantity, StatusError> {
-        let counted = resource_name
-            .strip_prefix("count/")
-            .map(|r| match r.split_once('.') {
-                Some((plural, group)) => (group.to_owned(), plural.to_owned()),
-                None => (String::new(), r.to_owned()),
-            })
-            .or_else(|| {
-                matches!(
-                    resource_name,
-                    "pods"
-                        | "services"
-                        | "replicationcontrollers"
-                        | "resourcequotas"
-                        | "secrets"
-                        | "configmaps"
-                        | "persistentvolumeclaims"
-                )
-                .then(|| (String::new(), resource_name.to_owned()))
-            });
-        let (group, plural) = counted.unwrap_or_else(|| {
-            let plural = if resource_name.contains("storage")
-                || resource_name.contains("persistentvolumeclaims")
-            {
-                "persistentvolumeclaims"
-            } else if resource_name.starts_with("services.") {
-                "services"
-            } else {
-                "pods"
-            };
-            (String::new(), plural.to_owned())
-        });
+        let Some((group, plural)) = quota::resource_for(resource_name) else {
+            return Ok(Quantity::default());
+        };
         let Some(resource) = resources::RESOURCES
             .iter()
             .find(|r| r.group == group && r.plural == plural && r.is_stored())
@@ -235,22 +83,13 @@ impl ResourceQuota {
             .registry
             .list(resource, Some(namespace), &ListParams::default())
             .await?;
-        let mut total = Quantity::default();
-        for item in list["items"].as_array().into_iter().flatten() {
-            // finished pods no longer use their quota
-            if resource.plural == "pods"
-                && matches!(
-                    item["status"]["phase"].as_str(),
-                    Some("Succeeded" | "Failed")
-                )
-            {
-                continue;
-            }
-            if let Some(amount) = usage(resource, item).get(resource_name) {
-                total += amount;
-            }
-        }
-        Ok(total)
+        let items = list["items"].as_array().map_or(&[][..], Vec::as_slice);
+        let names = [resource_name.to_owned()];
+        Ok(
+            quota::usage_stats(&group, &plural, &names, scopes, items, now())
+                .remove(resource_name)
+                .unwrap_or_default(),
+        )
     }
 
     /// Charges `delta` to `quota`, or refuses when it would pass a limit.
@@ -262,12 +101,7 @@ impl ResourceQuota {
     ) -> Result<(), StatusError> {
         let name = meta::name(quota).to_owned();
         let namespace = attributes.namespace;
-        let hard: BTreeMap<String, Quantity> = quota["spec"]["hard"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| Some((k.clone(), quantity(v)?)))
-            .collect();
+        let hard = quota::resource_list(&quota["spec"]["hard"]);
         let relevant: Vec<String> = hard
             .keys()
             .filter(|k| delta.contains_key(*k))
@@ -277,12 +111,13 @@ impl ResourceQuota {
             return Ok(());
         }
         // starting points for what the status does not track yet
+        let scopes = quota::scope_selectors(quota);
         let mut observed = BTreeMap::new();
         for resource_name in &relevant {
             if quantity(&quota["status"]["used"][resource_name]).is_none() {
                 observed.insert(
                     resource_name.clone(),
-                    self.observed(namespace, resource_name).await?,
+                    self.observed(namespace, resource_name, &scopes).await?,
                 );
             }
         }
@@ -378,43 +213,35 @@ impl Plugin for ResourceQuota {
             return Ok(());
         }
         quotas.sort_by(|a, b| meta::name(a).cmp(meta::name(b)));
-        let delta = usage(attributes.resource, object);
-        // a pod must state what a quota limits
-        if attributes.is("", "pods", "") {
-            for quota in &quotas {
-                let mut unspecified = Vec::new();
-                for resource_name in quota["spec"]["hard"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, _)| k)
+        let (group, plural) = (attributes.resource.group, attributes.resource.plural);
+        // only the quotas limiting something this object uses, in whose scopes it is
+        // (upstream's evaluator `Matches`); a pod must state what they limit
+        let mut interesting = Vec::new();
+        for quota in &quotas {
+            let hard = quota::resource_list(&quota["spec"]["hard"]);
+            if !quota::quota_matches(group, plural, &hard, quota, object) {
+                continue;
+            }
+            if quota::evaluator(group, plural) == quota::Evaluator::Pods {
+                let restricted =
+                    quota::matching_resources(group, plural, hard.keys().map(String::as_str));
+                if let Err(why) =
+                    quota::pod_constraints(object, restricted.iter().map(String::as_str))
                 {
-                    let compute = [
-                        "cpu",
-                        "memory",
-                        "requests.cpu",
-                        "requests.memory",
-                        "limits.cpu",
-                        "limits.memory",
-                    ];
-                    if compute.contains(&resource_name.as_str()) {
-                        let containers = missing(object, resource_name);
-                        if !containers.is_empty() {
-                            unspecified
-                                .push(format!("{resource_name} for: {}", containers.join(",")));
-                        }
-                    }
-                }
-                if !unspecified.is_empty() {
-                    return Err(attributes.forbidden(format!(
-                        "failed quota: {}: must specify {}",
-                        meta::name(quota),
-                        unspecified.join("; ")
-                    )));
+                    return Err(
+                        attributes.forbidden(format!("failed quota: {}: {why}", meta::name(quota)))
+                    );
                 }
             }
+            interesting.push(quota);
         }
-        for quota in &quotas {
+        let mut delta = quota::usage(group, plural, object, now());
+        // nothing is charged for what the object does not use
+        delta.retain(|_, amount| !amount.is_zero());
+        if interesting.is_empty() || delta.is_empty() {
+            return Ok(());
+        }
+        for quota in interesting {
             self.charge(attributes, quota, &delta).await?;
         }
         Ok(())
@@ -426,27 +253,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pod_uses_its_containers_requests_and_limits() {
+    fn admission_charges_what_the_shared_evaluators_say() {
         let pods = resources::find("", "v1", "pods").unwrap();
-        let pod = json!({"spec": {
-            "containers": [
-                {"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1"}}},
-                {"name": "b", "resources": {"requests": {"cpu": "200m"}}}
-            ],
-            "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "500m"}}}]
-        }});
-        let pod_usage = usage(pods, &pod);
-        assert_eq!(pod_usage["pods"].to_string(), "1");
-        assert_eq!(pod_usage["count/pods"].to_string(), "1");
-        assert_eq!(pod_usage["requests.cpu"].to_string(), "500m");
-        assert_eq!(pod_usage["cpu"].to_string(), "500m");
-        assert_eq!(pod_usage["requests.memory"].to_string(), "64Mi");
-        assert_eq!(pod_usage["limits.cpu"].to_string(), "1");
-        assert_eq!(missing(&pod, "limits.cpu"), ["b"]);
-        let deployments = resources::find("apps", "v1", "deployments").unwrap();
-        assert_eq!(
-            usage(deployments, &json!({})).keys().collect::<Vec<_>>(),
-            ["count/deployments.apps"]
-        );
+        let pod = json!({"spec": {"containers": [
+            {"name": "a", "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}}}
+        ]}});
+        let usage = quota::usage(pods.group, pods.plural, &pod, now());
+        assert_eq!(usage["requests.cpu"].to_string(), "100m");
+        assert_eq!(usage["pods"].to_string(), "1");
+        // a BestEffort quota does not limit a pod with requests
+        let scoped = json!({"spec": {"hard": {"pods": "1"}, "scopes": ["BestEffort"]}});
+        let hard = quota::resource_list(&scoped["spec"]["hard"]);
+        assert!(!quota::quota_matches("", "pods", &hard, &scoped, &pod));
+        assert!(quota::quota_matches(
+            "",
+            "pods",
+            &hard,
+            &scoped,
+            &json!({"spec": {"containers": [{"name": "a"}]}})
+        ));
     }
 }

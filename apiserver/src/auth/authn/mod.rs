@@ -1,10 +1,11 @@
 //! Authentication, in upstream's order: a verified x509 client certificate (see
 //! [`x509`], read by the TLS layer), then a bearer token tried against the static
-//! token file, service-account JWTs and bootstrap tokens; a request with no
-//! credentials is anonymous when `--anonymous-auth` allows it. A bearer token nobody
-//! accepts is a 401, never anonymous. Every authenticated user gets
-//! `system:authenticated`. As upstream, a token that authenticated is remembered for
-//! 10 s, so a revoked token (its pod deleted) stops working within that time.
+//! token file, service-account JWTs (bound ones and legacy secret-based ones) and
+//! bootstrap tokens; a request with no credentials is anonymous when
+//! `--anonymous-auth` allows it. A bearer token nobody accepts is a 401, never
+//! anonymous. Every authenticated user gets `system:authenticated`. As upstream, a
+//! token that authenticated is remembered for 10 s, so a revoked token (its pod
+//! deleted) stops working within that time.
 
 pub mod bootstrap_token;
 pub mod service_account;
@@ -174,6 +175,14 @@ impl Authenticator {
             && token.matches('.').count() == 2
             && !token.starts_with('.')
         {
+            if service_account::unverified_issuer(token).as_deref()
+                == Some(service_account::LEGACY_ISSUER)
+            {
+                return self
+                    .legacy_service_account_user(keys, token, audiences)
+                    .await
+                    .map(|user| (user, None));
+            }
             let claims = keys
                 .verify(token, audiences)
                 .map_err(|e| Unauthenticated(format!("invalid service account token: {e}")))?;
