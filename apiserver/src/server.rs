@@ -145,6 +145,8 @@ impl Server {
             .ensure_kubernetes_service(advertised.ip(), advertised.port())
             .await
             .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        // upstream's legacy-token-tracking-controller: since when token use is recorded
+        crate::registry::legacy_token_tracking::start(state.registry().clone()).await;
         // upstream's kubernetes-service-cidr-controller: the `kubernetes` ServiceCIDR
         crate::registry::service_cidrs::start(state.registry().clone()).await;
         if options.authorization_mode.iter().any(|m| m == "RBAC") {

@@ -43,8 +43,6 @@ pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 pub const MAX_CAPACITY: usize = 1000;
 /// The annotation of leader-election records kept in Endpoints (never cleaned up).
 const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
-/// Upstream's `--concurrent-endpoint-syncs` default.
-const WORKERS: usize = 5;
 /// Upstream's `maxRetries`.
 const MAX_RETRIES: u32 = 15;
 
@@ -684,6 +682,7 @@ fn endpoint_view(
 
 /// Starts the controller.
 pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
+    let worker_count = cx.settings.concurrent_endpoint_syncs;
     let controller = Arc::new(Controller {
         services: cx.informers.informer::<Service>(),
         pods: cx.informers.informer::<Pod>(),
@@ -745,7 +744,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
             }
         }
         queue
-            .run(WORKERS, Some(MAX_RETRIES), NAME, move |key: String| {
+            .run(worker_count, Some(MAX_RETRIES), NAME, move |key: String| {
                 let controller = controller.clone();
                 async move { controller.sync(&key).await }
             })

@@ -42,8 +42,6 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 /// Upstream's `--max-endpoints-per-slice` default.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
-/// Upstream's `--concurrent-service-endpoint-syncs` default.
-const WORKERS: usize = 5;
 
 /// What went wrong in one sync.
 #[derive(Debug, thiserror::Error)]
@@ -619,6 +617,7 @@ impl Controller {
 
 /// Starts the controller.
 pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
+    let worker_count = cx.settings.concurrent_service_endpoint_syncs;
     let controller = Arc::new(Controller {
         services: cx.informers.informer::<Service>(),
         pods: cx.informers.informer::<Pod>(),
@@ -682,7 +681,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
         controller.slices.wait_synced().await;
         controller.nodes.wait_synced().await;
         queue
-            .run(WORKERS, None, NAME, move |key: String| {
+            .run(worker_count, None, NAME, move |key: String| {
                 let controller = controller.clone();
                 async move { controller.sync(&key).await }
             })

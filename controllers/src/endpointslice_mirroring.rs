@@ -36,8 +36,6 @@ pub const MANAGED_BY: &str = "endpointslicemirroring-controller.k8s.io";
 pub const SKIP_MIRROR_LABEL: &str = "endpointslice.kubernetes.io/skip-mirror";
 /// Upstream's `--mirroring-max-endpoints-per-subset` default.
 pub const MAX_ENDPOINTS_PER_SUBSET: usize = 1000;
-/// Upstream's `--mirroring-concurrent-service-endpoint-syncs` default.
-const WORKERS: usize = 5;
 /// Upstream's `maxRetries`.
 const MAX_RETRIES: u32 = 15;
 const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
@@ -425,6 +423,7 @@ impl Controller {
 
 /// Starts the controller.
 pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
+    let worker_count = cx.settings.mirroring_concurrent_service_endpoint_syncs;
     let controller = Arc::new(Controller {
         services: cx.informers.informer::<Service>(),
         endpoints: cx.informers.informer::<Endpoints>(),
@@ -465,7 +464,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
         controller.endpoints.wait_synced().await;
         controller.slices.wait_synced().await;
         queue
-            .run(WORKERS, Some(MAX_RETRIES), NAME, move |key: String| {
+            .run(worker_count, Some(MAX_RETRIES), NAME, move |key: String| {
                 let controller = controller.clone();
                 async move { controller.sync(&key).await }
             })

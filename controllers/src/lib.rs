@@ -90,6 +90,28 @@ pub struct Settings {
     pub concurrent_rc_syncs: usize,
     /// `--concurrent-deployment-syncs`.
     pub concurrent_deployment_syncs: usize,
+    /// `--concurrent-statefulset-syncs`.
+    pub concurrent_statefulset_syncs: usize,
+    /// `--concurrent-daemonset-syncs`.
+    pub concurrent_daemonset_syncs: usize,
+    /// `--concurrent-job-syncs`.
+    pub concurrent_job_syncs: usize,
+    /// `--concurrent-cron-job-syncs`.
+    pub concurrent_cron_job_syncs: usize,
+    /// `--concurrent-endpoint-syncs`.
+    pub concurrent_endpoint_syncs: usize,
+    /// `--concurrent-service-endpoint-syncs`.
+    pub concurrent_service_endpoint_syncs: usize,
+    /// `--mirroring-concurrent-service-endpoint-syncs`.
+    pub mirroring_concurrent_service_endpoint_syncs: usize,
+    /// `--concurrent-gc-syncs`.
+    pub concurrent_gc_syncs: usize,
+    /// `--concurrent-namespace-syncs`.
+    pub concurrent_namespace_syncs: usize,
+    /// `--concurrent-serviceaccount-token-syncs`.
+    pub concurrent_serviceaccount_token_syncs: usize,
+    /// `--concurrent-ttl-after-finished-syncs`.
+    pub concurrent_ttl_after_finished_syncs: usize,
     /// `--node-monitor-period`: how often node health is checked.
     pub node_monitor_period: Duration,
     /// `--node-monitor-grace-period`: how long a node may go without a heartbeat before
@@ -160,6 +182,17 @@ impl Default for Settings {
             concurrent_replicaset_syncs: 5,
             concurrent_rc_syncs: 5,
             concurrent_deployment_syncs: 5,
+            concurrent_statefulset_syncs: 5,
+            concurrent_daemonset_syncs: 2,
+            concurrent_job_syncs: 5,
+            concurrent_cron_job_syncs: 5,
+            concurrent_endpoint_syncs: 5,
+            concurrent_service_endpoint_syncs: 5,
+            mirroring_concurrent_service_endpoint_syncs: 5,
+            concurrent_gc_syncs: 20,
+            concurrent_namespace_syncs: 10,
+            concurrent_serviceaccount_token_syncs: 5,
+            concurrent_ttl_after_finished_syncs: 5,
             node_monitor_period: Duration::from_secs(5),
             node_monitor_grace_period: Duration::from_secs(50),
             node_startup_grace_period: Duration::from_secs(60),

@@ -55,6 +55,39 @@ struct Flags {
     /// Deployments synced at once.
     #[arg(long, default_value_t = 5)]
     concurrent_deployment_syncs: usize,
+    /// StatefulSets synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_statefulset_syncs: usize,
+    /// DaemonSets synced at once.
+    #[arg(long, default_value_t = 2)]
+    concurrent_daemonset_syncs: usize,
+    /// Jobs synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_job_syncs: usize,
+    /// CronJobs synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_cron_job_syncs: usize,
+    /// Services whose Endpoints are synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_endpoint_syncs: usize,
+    /// Services whose EndpointSlices are synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_service_endpoint_syncs: usize,
+    /// Services whose Endpoints are mirrored into EndpointSlices at once.
+    #[arg(long, default_value_t = 5)]
+    mirroring_concurrent_service_endpoint_syncs: usize,
+    /// Garbage collector workers (for each of its two queues).
+    #[arg(long, default_value_t = 20)]
+    concurrent_gc_syncs: usize,
+    /// Namespaces deleted at once.
+    #[arg(long, default_value_t = 10)]
+    concurrent_namespace_syncs: usize,
+    /// Service accounts and token Secrets synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_serviceaccount_token_syncs: usize,
+    /// Finished Jobs whose time to live is checked at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_ttl_after_finished_syncs: usize,
     /// How often node health is checked.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     node_monitor_period: Duration,
@@ -228,7 +261,12 @@ async fn main() -> anyhow::Result<()> {
     let root_ca_pem = match &flags.root_ca_file {
         Some(path) => std::fs::read_to_string(path)?,
         // upstream publishes the client's CA when no root CA file is given
-        None => String::new(),
+        None => client_config
+            .root_cert
+            .iter()
+            .flatten()
+            .map(|der| certificate_pem(der))
+            .collect(),
     };
     let mut options = controllers::Options::new(
         client_config,
@@ -239,6 +277,20 @@ async fn main() -> anyhow::Result<()> {
     options.settings.concurrent_replicaset_syncs = flags.concurrent_replicaset_syncs;
     options.settings.concurrent_rc_syncs = flags.concurrent_rc_syncs;
     options.settings.concurrent_deployment_syncs = flags.concurrent_deployment_syncs;
+    options.settings.concurrent_statefulset_syncs = flags.concurrent_statefulset_syncs;
+    options.settings.concurrent_daemonset_syncs = flags.concurrent_daemonset_syncs;
+    options.settings.concurrent_job_syncs = flags.concurrent_job_syncs;
+    options.settings.concurrent_cron_job_syncs = flags.concurrent_cron_job_syncs;
+    options.settings.concurrent_endpoint_syncs = flags.concurrent_endpoint_syncs;
+    options.settings.concurrent_service_endpoint_syncs = flags.concurrent_service_endpoint_syncs;
+    options.settings.mirroring_concurrent_service_endpoint_syncs =
+        flags.mirroring_concurrent_service_endpoint_syncs;
+    options.settings.concurrent_gc_syncs = flags.concurrent_gc_syncs;
+    options.settings.concurrent_namespace_syncs = flags.concurrent_namespace_syncs;
+    options.settings.concurrent_serviceaccount_token_syncs =
+        flags.concurrent_serviceaccount_token_syncs;
+    options.settings.concurrent_ttl_after_finished_syncs =
+        flags.concurrent_ttl_after_finished_syncs;
     options.settings.node_monitor_period = flags.node_monitor_period;
     options.settings.node_monitor_grace_period = flags.node_monitor_grace_period;
     options.settings.node_startup_grace_period = flags.node_startup_grace_period;
@@ -250,10 +302,14 @@ async fn main() -> anyhow::Result<()> {
         .legacy_service_account_token_clean_up_period =
         flags.legacy_service_account_token_clean_up_period;
     if let Some(path) = &flags.service_account_private_key_file {
-        options.settings.service_account_private_key_pem =
-            std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("error reading key for service account token controller: {e}")
-            })?;
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("error reading key for service account token controller: {e}")
+        })?;
+        // as upstream, a key that is not one stops the manager rather than the controller
+        controllers::serviceaccount_tokens::TokenSigner::new(&pem).map_err(|e| {
+            anyhow::anyhow!("error reading key for service account token controller: {e}")
+        })?;
+        options.settings.service_account_private_key_pem = pem;
     }
     options.settings.horizontal_pod_autoscaler_sync_period =
         flags.horizontal_pod_autoscaler_sync_period;
@@ -337,4 +393,17 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     Ok(())
+}
+
+/// A DER certificate as a PEM block (the kubeconfig's CA, published as the root CA).
+fn certificate_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }

@@ -28,8 +28,6 @@ use crate::workqueue::WorkQueue;
 pub const NAME: &str = "namespace-controller";
 /// The finalizer this controller owns in `spec.finalizers`.
 pub const FINALIZER: &str = "kubernetes";
-/// Upstream's `--concurrent-namespace-syncs`.
-const WORKERS: usize = 10;
 
 /// What went wrong in one pass.
 #[derive(Debug, thiserror::Error)]
@@ -420,6 +418,7 @@ async fn sync(cx: &Context, namespaces: &Informer<Namespace>, name: &str) -> Res
 
 /// Starts the controller.
 pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
+    let worker_count = cx.settings.concurrent_namespace_syncs;
     let namespaces = cx.informers.informer::<Namespace>();
     let queue = WorkQueue::<String>::new();
     let enqueue = queue.clone();
@@ -439,7 +438,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
         let cx = Arc::new(cx);
         let retry = queue.clone();
         queue
-            .run(WORKERS, None, NAME, move |name: String| {
+            .run(worker_count, None, NAME, move |name: String| {
                 let (cx, namespaces, retry) = (cx.clone(), namespaces.clone(), retry.clone());
                 async move {
                     match sync(&cx, &namespaces, &name).await {

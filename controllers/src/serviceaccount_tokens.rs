@@ -46,8 +46,6 @@ pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 const TOKEN_KEY: &str = "token";
 const CA_KEY: &str = "ca.crt";
 const NAMESPACE_KEY: &str = "namespace";
-/// Upstream's `--concurrent-serviceaccount-token-syncs` default.
-const WORKERS: usize = 5;
 /// Upstream's `maxRetries`.
 const MAX_RETRIES: u32 = 10;
 /// Tries at removing a deleted Secret's reference from its service account on
@@ -60,9 +58,6 @@ pub enum Error {
     /// A request failed.
     #[error(transparent)]
     Kube(#[from] kube::Error),
-    /// A token could not be signed.
-    #[error("cannot sign the token: {0}")]
-    Sign(String),
 }
 
 /// A legacy token's claims, as upstream's `LegacyClaims` (go-jose orders them by name).
@@ -259,6 +254,11 @@ fn account_key(account: &ServiceAccount) -> String {
 /// to clean up after it once it is gone, as upstream's `secretQueueKey`).
 fn secret_key(secret: &Secret) -> Option<String> {
     let (sa_name, sa_uid) = account_of(secret)?;
+    if sa_name.contains('/') {
+        // no service account has such a name, and upstream's lookup of it fails
+        // without ever deleting the Secret: leave it alone
+        return None;
+    }
     Some(format!(
         "{}/{}/{}/{sa_name}/{sa_uid}",
         secret.metadata.namespace.as_deref().unwrap_or_default(),
@@ -416,9 +416,15 @@ impl Controller {
             tracing::debug!(%namespace, secret = %name, "secret is not up to date, skipping token population");
             return Ok(());
         }
-        let Some(updated) =
-            filled(&live, account, &self.root_ca, &self.signer).map_err(Error::Sign)?
-        else {
+        let updated = match filled(&live, account, &self.root_ca, &self.signer) {
+            Ok(updated) => updated,
+            Err(e) => {
+                // as upstream's generateTokenIfNeeded: a signing failure is not retried
+                tracing::error!(%namespace, secret = %name, error = %e, "error generating token");
+                return Ok(());
+            }
+        };
+        let Some(updated) = updated else {
             return Ok(());
         };
         match api.replace(name, &PostParams::default(), &updated).await {
@@ -470,6 +476,7 @@ impl Controller {
 /// Starts the controller (upstream's `startServiceAccountTokenController`): without a
 /// private key it does not run.
 pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
+    let worker_count = cx.settings.concurrent_serviceaccount_token_syncs;
     let pem = cx.settings.service_account_private_key_pem.clone();
     if pem.trim().is_empty() {
         tracing::info!(
@@ -514,7 +521,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
         controller.secrets.wait_synced().await;
         let c = controller.clone();
         let accounts = account_queue.run(
-            WORKERS,
+            worker_count,
             Some(MAX_RETRIES),
             "serviceaccount_tokens_service",
             move |key: String| {
@@ -523,7 +530,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
             },
         );
         let secrets = secret_queue.run(
-            WORKERS,
+            worker_count,
             Some(MAX_RETRIES),
             "serviceaccount_tokens_secret",
             move |key: String| {

@@ -22,8 +22,6 @@ use crate::workqueue::WorkQueue;
 pub const NAME: &str = "ttl-after-finished-controller";
 /// Its service account in kube-system.
 pub const SERVICE_ACCOUNT: &str = "ttl-after-finished-controller";
-/// `--concurrent-ttl-after-finished-syncs`' default.
-const WORKERS: usize = 5;
 
 /// Why a Job could not be cleaned up.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +141,7 @@ impl Controller {
 
 /// Starts the controller.
 pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
+    let worker_count = cx.settings.concurrent_ttl_after_finished_syncs;
     let controller = Arc::new(Controller {
         jobs: cx.informers.informer::<Job>(),
         queue: WorkQueue::<String>::new(),
@@ -162,7 +161,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
         controller.jobs.wait_synced().await;
         let queue = controller.queue.clone();
         queue
-            .run(WORKERS, None, NAME, move |key: String| {
+            .run(worker_count, None, NAME, move |key: String| {
                 let controller = controller.clone();
                 async move { controller.sync(&key).await }
             })

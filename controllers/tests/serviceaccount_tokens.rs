@@ -10,7 +10,7 @@ mod support;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::{Spec, wait_for};
 
@@ -270,16 +270,26 @@ async fn the_cleaner_marks_unused_auto_generated_tokens_and_deletes_long_marked_
         ..Spec::new(&[])
     })
     .await;
-    // the apiserver has tracked token use for long (its tracking ConfigMap)
+    // the apiserver made its tracking ConfigMap, dated today, at start
     let maps: Api<ConfigMap> = Api::namespaced(c.admin.clone(), "kube-system");
-    let tracking: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "kube-apiserver-legacy-service-account-token-tracking"},
-        "data": {"since": "2020-01-01"},
-    }))
+    let name = "kube-apiserver-legacy-service-account-token-tracking";
+    let tracking = maps.get(name).await.unwrap();
+    let started = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let since = &tracking.data.unwrap()["since"];
+    assert!(
+        *since == started.to_string() || *since == started.yesterday().unwrap().to_string(),
+        "{since}"
+    );
+    // pretend it has tracked token use for long
+    maps.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"since": "2020-01-01"}})),
+    )
+    .await
     .unwrap();
-    maps.create(&PostParams::default(), &tracking)
-        .await
-        .unwrap();
     c.namespace("dev").await;
     c.wait_default_account("dev").await;
     let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "dev");

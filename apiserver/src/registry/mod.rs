@@ -17,6 +17,7 @@ mod eviction;
 pub mod field_validation;
 pub mod fields;
 pub mod informer;
+pub mod legacy_token_tracking;
 pub mod meta;
 pub(crate) mod ownership;
 pub mod service_cidrs;
@@ -1226,6 +1227,10 @@ pub fn prepare_update(
     }
     let mut updated = strategy::merge_update(resource, current, requested, part);
     strategy::set_defaults(resource, &mut updated);
+    let errors = strategy::validate_part(resource, &updated, current, part);
+    if !errors.is_empty() {
+        return Err(invalid(resource, name, &errors));
+    }
     let errors = services::keep_allocations(resource, current, &mut updated);
     if !errors.is_empty() {
         return Err(invalid(resource, name, &errors));

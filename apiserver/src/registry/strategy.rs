@@ -406,6 +406,26 @@ pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec
     errors
 }
 
+/// What only one endpoint forbids (the others cannot change that part at all): the
+/// status endpoint of a CertificateSigningRequest may not approve or deny it.
+pub fn validate_part(
+    resource: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+    part: Part,
+) -> Vec<FieldError> {
+    if part == Part::Status
+        && is(
+            resource,
+            "certificates.k8s.io",
+            "certificatesigningrequests",
+        )
+    {
+        return super::validation::certificates::validate_status_update(new, old);
+    }
+    Vec::new()
+}
+
 /// The object an update stores: the body, with the system fields kept from the
 /// current object, and for resources with a status subresource the part the request
 /// may not change kept as it was (upstream's `PrepareForUpdate` of the resource's
@@ -478,6 +498,18 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
             updated
         }
     };
+    if matches!(part, Part::Status | Part::Approval)
+        && is(
+            resource,
+            "certificates.k8s.io",
+            "certificatesigningrequests",
+        )
+        && let Some(metadata) = body.get("metadata")
+    {
+        // upstream's CSR status and approval strategies keep the request's metadata
+        // (annotations and labels change there too); the system fields follow
+        updated["metadata"] = metadata.clone();
+    }
     for field in [
         "uid",
         "creationTimestamp",
@@ -492,6 +524,20 @@ pub fn merge_update(resource: &ResourceInfo, current: &Value, body: &Value, part
     }
     if part == Part::Main && is_crd(resource) {
         crate::crd::strategy::prepare_for_update(&mut updated);
+    }
+    if part == Part::Main
+        && is(
+            resource,
+            "certificates.k8s.io",
+            "certificatesigningrequests",
+        )
+        && let Some(map) = updated.as_object_mut()
+    {
+        // upstream's CSR strategy: a request never changes once made
+        match current.get("spec") {
+            Some(spec) => map.insert("spec".into(), spec.clone()),
+            None => map.remove("spec"),
+        };
     }
     if part == Part::Status
         && is(resource, "", "persistentvolumes")

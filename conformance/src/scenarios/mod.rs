@@ -2,6 +2,7 @@
 
 mod apps;
 mod auth;
+mod certificates;
 mod chunking;
 mod configmap;
 mod crd_publish_openapi;
@@ -167,6 +168,10 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         codename: "[sig-network] Services should delete a collection of services [Conformance]",
         run: services::delete_a_collection,
+    },
+    Scenario {
+        codename: "[sig-auth] Certificates API [Privileged:ClusterAdmin] should support CSR API operations [Conformance]",
+        run: certificates::csr_api_operations,
     },
     Scenario {
         codename: "[sig-auth] SubjectReview should support SubjectReview API operations [Conformance]",

@@ -41,8 +41,6 @@ pub const SCHEDULED_TIMESTAMP_ANNOTATION: &str = "batch.kubernetes.io/cronjob-sc
 const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
 /// More missed start times than this earn a warning.
 const TOO_MANY_MISSED: i64 = 100;
-/// `--concurrent-cron-job-syncs`' default.
-const WORKERS: usize = 5;
 
 /// Why a CronJob could not be synced.
 #[derive(Debug, thiserror::Error)]
@@ -684,6 +682,7 @@ impl Controller {
 
 /// Starts the controller.
 pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
+    let worker_count = cx.settings.concurrent_cron_job_syncs;
     let controller = Arc::new(Controller {
         cron_jobs: cx.informers.informer::<CronJob>(),
         jobs: cx.informers.informer::<Job>(),
@@ -749,7 +748,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
         controller.jobs.wait_synced().await;
         let queue = controller.queue.clone();
         queue
-            .run(WORKERS, None, NAME, move |key: String| {
+            .run(worker_count, None, NAME, move |key: String| {
                 let controller = controller.clone();
                 async move { controller.sync(&key).await }
             })

@@ -51,8 +51,6 @@ pub const SERVICE_ACCOUNT: &str = "daemon-set-controller";
 /// At most this many pods are created or deleted by one sync (upstream's
 /// `BurstReplicas`).
 const BURST_REPLICAS: usize = 250;
-/// Upstream's `--concurrent-daemonset-syncs` default.
-const WORKERS: usize = 2;
 /// How often the failed-pod backoff forgets quiet nodes (upstream's
 /// `BackoffGCInterval`).
 const BACKOFF_GC_INTERVAL: Duration = Duration::from_secs(60);
@@ -245,6 +243,7 @@ struct Controller {
 
 /// Starts the controller.
 pub fn start(cx: Context) -> BoxFuture<'static, ()> {
+    let worker_count = cx.settings.concurrent_daemonset_syncs;
     let controller = Arc::new(Controller {
         daemon_sets: cx.informers.informer::<DaemonSet>(),
         revisions: cx.informers.informer::<ControllerRevision>(),
@@ -290,7 +289,7 @@ pub fn start(cx: Context) -> BoxFuture<'static, ()> {
             }
         };
         let queue = controller.queue.clone();
-        let work = queue.run(WORKERS, None, NAME, move |key: String| {
+        let work = queue.run(worker_count, None, NAME, move |key: String| {
             let controller = controller.clone();
             async move { controller.sync(&key).await }
         });

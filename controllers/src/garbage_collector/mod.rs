@@ -46,8 +46,6 @@ use monitors::{Discovered, Message, Monitors, Resource};
 pub const NAME: &str = "garbage-collector-controller";
 /// The service account it acts as.
 pub const SERVICE_ACCOUNT: &str = "generic-garbage-collector";
-/// Workers per queue (upstream's `--concurrent-gc-syncs` default).
-const WORKERS: usize = 20;
 /// How often the watched resources are discovered again (upstream's resync period of
 /// its monitors).
 const RESYNC: Duration = Duration::from_secs(30);
@@ -237,12 +235,14 @@ struct Collector {
 
 /// Starts the garbage collector.
 pub fn start(cx: crate::Context) -> BoxFuture<'static, ()> {
-    Box::pin(run(cx.reader, cx.client))
+    let worker_count = cx.settings.concurrent_gc_syncs;
+    Box::pin(run(cx.reader, cx.client, worker_count))
 }
 
 /// Runs the garbage collector: watches read as `reader` (the manager), live reads and
-/// writes go as `client` (the controller's service account).
-pub async fn run(reader: kube::Client, client: kube::Client) {
+/// writes go as `client` (the controller's service account), with `worker_count`
+/// workers per queue (`--concurrent-gc-syncs`).
+pub async fn run(reader: kube::Client, client: kube::Client, worker_count: usize) {
     let (changes, received) = tokio::sync::mpsc::unbounded_channel();
     let gc = Arc::new(Collector {
         client,
@@ -267,7 +267,7 @@ pub async fn run(reader: kube::Client, client: kube::Client) {
                 let gc = gc.clone();
                 gc.attempt_to_delete
                     .clone()
-                    .run(WORKERS, None, NAME, move |uid: String| {
+                    .run(worker_count, None, NAME, move |uid: String| {
                         let gc = gc.clone();
                         async move { gc.attempt_to_delete_worker(&uid).await }
                     })
@@ -276,7 +276,7 @@ pub async fn run(reader: kube::Client, client: kube::Client) {
                 let gc = gc.clone();
                 gc.attempt_to_orphan
                     .clone()
-                    .run(WORKERS, None, NAME, move |uid: String| {
+                    .run(worker_count, None, NAME, move |uid: String| {
                         let gc = gc.clone();
                         async move { gc.attempt_to_orphan_worker(&uid).await }
                     })

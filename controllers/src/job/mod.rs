@@ -54,8 +54,6 @@ pub const NAME: &str = "job-controller";
 pub const SERVICE_ACCOUNT: &str = "job-controller";
 /// The value of `spec.managedBy` meaning this controller.
 const MANAGED_BY: &str = "kubernetes.io/job-controller";
-/// Upstream's `--concurrent-job-syncs` default.
-const WORKERS: usize = 5;
 /// Pod events are batched: a Job syncs at most about once per this period for them
 /// (upstream's `syncJobBatchPeriod`).
 const SYNC_BATCH_PERIOD: Duration = Duration::from_secs(1);
@@ -87,6 +85,7 @@ pub enum Error {
 
 /// Starts the Job controller.
 pub fn start(cx: Context) -> BoxFuture<'static, ()> {
+    let worker_count = cx.settings.concurrent_job_syncs;
     let controller = Arc::new(Controller {
         name: cx.name,
         client: cx.client.clone(),
@@ -119,7 +118,7 @@ pub fn start(cx: Context) -> BoxFuture<'static, ()> {
             controller
                 .queue
                 .clone()
-                .run(WORKERS, None, controller.name, move |key: String| {
+                .run(worker_count, None, controller.name, move |key: String| {
                     let controller = controller.clone();
                     async move { controller.sync(&key).await }
                 })

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::replica_calculator::{PodMetric, PodMetricsInfo};
 
-/// metrics-server's default sample window, used when a sample does not say.
-const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+/// The window of a sample that does not say (upstream reads the zero duration).
+const DEFAULT_WINDOW: Duration = Duration::ZERO;
 
 fn pod_metrics_resource() -> ApiResource {
     ApiResource {
@@ -98,13 +98,13 @@ pub fn samples(
                 .iter()
                 .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
             else {
-                let namespace = item
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                return Err(format!(
-                    "failed to get container metrics: container {container} not present in metrics for pod {namespace}/{name}"
-                ));
+                // as upstream's getContainerMetrics: that pod counts as missing
+                tracing::debug!(
+                    pod = name,
+                    container,
+                    "container not present in the pod's metrics"
+                );
+                continue;
             };
             usage_of(c)
         };
@@ -160,10 +160,9 @@ mod tests {
         );
         let (m, _) = samples(&items[..1], "cpu", "y").unwrap();
         assert_eq!(m["a"].value, 1000);
-        assert_eq!(
-            samples(&items, "cpu", "y").unwrap_err(),
-            "failed to get container metrics: container y not present in metrics for pod ns/b"
-        );
+        // pods without the container count as missing, as upstream's getContainerMetrics
+        let (m, _) = samples(&items, "cpu", "y").unwrap();
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["a"]);
         assert_eq!(
             samples(&[], "cpu", "").unwrap_err(),
             "no metrics returned from resource metrics API"

@@ -219,12 +219,13 @@ impl Controller {
                 .remove(key);
             return Ok(());
         };
-        // as upstream's fixed-interval queue: looked at again a period later, failed or not
-        self.queue.add_after(key.to_owned(), self.sync_period);
         let result = self.reconcile(hpa, key).await;
         if let Err(e) = &result {
             tracing::info!(hpa = %key, error = %e, "failed to reconcile horizontal pod autoscaler");
         }
+        // as upstream's fixed-interval queue: looked at again a full period after this
+        // look ended, failed or not
+        self.queue.add_after(key.to_owned(), self.sync_period);
         Ok(())
     }
 
@@ -566,7 +567,7 @@ impl Controller {
         if claimants.len() > 1 {
             let list: Vec<String> = claimants
                 .iter()
-                .map(|(name, namespace)| format!("{{{name} {namespace}}}"))
+                .map(|(name, namespace)| format!("{namespace}/{name}"))
                 .collect();
             let message = format!(
                 "pods by selector {text} are controlled by multiple HPAs: [{}]",

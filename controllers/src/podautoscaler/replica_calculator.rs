@@ -131,8 +131,10 @@ impl Calculator {
         groups
     }
 
+    /// Upstream's `isWithin`: a range check, so a ratio of exactly 1 + tolerance (55%
+    /// against 50%) holds in floating point as it does there.
     fn within_tolerance(&self, ratio: f64) -> bool {
-        (1.0 - ratio).abs() <= self.tolerance
+        1.0 - self.tolerance <= ratio && ratio <= 1.0 + self.tolerance
     }
 
     /// Upstream's `GetResourceReplicas` after the metrics were fetched: a target
@@ -476,6 +478,17 @@ mod tests {
             .resource_replicas(3, 100, "cpu", "", &pods, m, now())
             .unwrap();
         assert_eq!(u.replicas, 3);
+    }
+
+    // 55% against a 50% target is a ratio of exactly 1.1: within upstream's range check
+    #[test]
+    fn the_tolerance_boundary_holds() {
+        let pods = running(&["a", "b"]);
+        let m = metrics(&[("a", 550), ("b", 550)]);
+        let u = calc()
+            .resource_replicas(2, 50, "cpu", "", &pods, m, now())
+            .unwrap();
+        assert_eq!(u.replicas, 2);
     }
 
     // upstream TestReplicaCalcScaleUpUnreadyLessScale: an unready pod counts as 0%

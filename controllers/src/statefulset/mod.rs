@@ -41,8 +41,6 @@ use crate::workqueue::WorkQueue;
 pub const NAME: &str = "statefulset-controller";
 /// The service account it acts as.
 pub const SERVICE_ACCOUNT: &str = "statefulset-controller";
-/// Upstream's `--concurrent-statefulset-syncs` default.
-const WORKERS: usize = 5;
 /// How often every set is looked at again (upstream's `statefulSetResyncPeriod`).
 const RESYNC: Duration = Duration::from_secs(30);
 
@@ -77,6 +75,7 @@ fn is_already_exists(e: &kube::Error) -> bool {
 
 /// Starts the controller.
 pub fn start(cx: Context) -> BoxFuture<'static, ()> {
+    let worker_count = cx.settings.concurrent_statefulset_syncs;
     let controller = Arc::new(Controller {
         sets: cx.informers.informer::<StatefulSet>(),
         pods: cx.informers.informer::<Pod>(),
@@ -115,7 +114,7 @@ pub fn start(cx: Context) -> BoxFuture<'static, ()> {
             }
         };
         let queue = controller.queue.clone();
-        let work = queue.run(WORKERS, None, name, move |key: String| {
+        let work = queue.run(worker_count, None, name, move |key: String| {
             let controller = controller.clone();
             async move { controller.sync(&key).await }
         });

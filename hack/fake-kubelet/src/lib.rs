@@ -54,10 +54,12 @@ pub const RUN_SECONDS_ANNOTATION: &str = "fake-kubelet.rkube.io/run-seconds";
 /// The exit code of a container killed because its pod was deleted (SIGKILL).
 const KILLED_EXIT_CODE: i32 = 137;
 
+/// Now, truncated to the second as metav1.Time is written (rounding could put a
+/// transition up to half a second in the future, ahead of samples taken after it).
 fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
         .to_string()
 }
 

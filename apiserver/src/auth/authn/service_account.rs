@@ -480,9 +480,15 @@ impl super::Authenticator {
         if !self.api_audiences.is_empty()
             && !audiences.iter().any(|a| self.api_audiences.contains(a))
         {
+            // Go's %q of a string slice: ["a" "b"]
+            let go_list = |list: &[String]| {
+                let quoted: Vec<String> = list.iter().map(|a| format!("{a:?}")).collect();
+                format!("[{}]", quoted.join(" "))
+            };
             return Err(Unauthenticated(format!(
-                "token audiences {:?} is invalid for the target audiences {audiences:?}",
-                self.api_audiences
+                "token audiences {} is invalid for the target audiences {}",
+                go_list(&self.api_audiences),
+                go_list(audiences)
             )));
         }
         claims.check().map_err(Unauthenticated)?;

@@ -14,6 +14,7 @@ use serde_json::Value;
 mod apps;
 mod autoscaling;
 mod batch;
+pub mod certificates;
 mod corev1;
 mod networking;
 mod policy;
@@ -31,6 +32,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
         "rbac.authorization.k8s.io" => rbac::validate(resource.plural, object),
         "policy" => policy::validate(resource.plural, object),
         "batch" => batch::validate(resource.plural, object),
+        "certificates.k8s.io" => certificates::validate(resource.plural, object),
         "autoscaling" => autoscaling::validate(resource.plural, object),
         "storage.k8s.io" => storage::validate(resource.plural, object),
         "networking.k8s.io" => networking::validate(resource.plural, object),
@@ -47,6 +49,7 @@ pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec
         "apps" => apps::validate_update(resource.plural, new, old),
         "rbac.authorization.k8s.io" => rbac::validate_update(resource.plural, new, old),
         "storage.k8s.io" => storage::validate_update(resource.plural, new, old),
+        "certificates.k8s.io" => certificates::validate_update(resource.plural, new, old),
         "scheduling.k8s.io" => scheduling::validate_update(resource.plural, new, old),
         _ => Vec::new(),
     }
