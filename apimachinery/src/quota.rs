@@ -69,6 +69,27 @@ const CLAIM_RESOURCES: &[&str] = &[
 /// The suffix of per-storage-class quota names (`gold.storageclass.storage.k8s.io/...`).
 const STORAGE_CLASS_SUFFIX: &str = ".storageclass.storage.k8s.io/";
 
+/// The resources quota never charges nor counts (upstream's `DefaultIgnoredResources`):
+/// virtual resources that are not stored, and events, which were never quota-ed.
+const IGNORED: &[(&str, &str)] = &[
+    ("", "bindings"),
+    ("", "componentstatuses"),
+    ("authentication.k8s.io", "tokenreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+    ("authorization.k8s.io", "subjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "localsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("", "events"),
+    ("events.k8s.io", "events"),
+];
+
+/// Whether quota ignores `group`/`resource` altogether: nothing is charged when one is
+/// written, and no quota name measures it.
+pub fn is_ignored(group: &str, resource: &str) -> bool {
+    IGNORED.contains(&(group, resource))
+}
+
 /// How objects of one resource are measured (upstream's evaluator kinds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Evaluator {
@@ -118,12 +139,15 @@ fn is_extended_for_quota(name: &str) -> bool {
 }
 
 /// Which of `names` objects of `group`/`resource` are charged for (upstream's
-/// `MatchingResources`).
+/// `MatchingResources`); none for an ignored resource, which has no evaluator.
 pub fn matching_resources<'a>(
     group: &str,
     resource: &str,
     names: impl IntoIterator<Item = &'a str>,
 ) -> Vec<String> {
+    if is_ignored(group, resource) {
+        return Vec::new();
+    }
     let count = object_count_name(group, resource);
     names
         .into_iter()
@@ -151,11 +175,13 @@ pub fn matching_resources<'a>(
 }
 
 /// The resource (`group`, `resource`) whose objects a quota name measures, the
-/// inverse of [`matching_resources`]; `None` for names no evaluator tracks.
+/// inverse of [`matching_resources`]; `None` for names no evaluator tracks (those of
+/// ignored resources too).
 pub fn resource_for(name: &str) -> Option<(String, String)> {
     if let Some(counted) = name.strip_prefix("count/") {
         let (resource, group) = counted.split_once('.').unwrap_or((counted, ""));
-        return (!resource.is_empty()).then(|| (group.to_owned(), resource.to_owned()));
+        return (!resource.is_empty() && !is_ignored(group, resource))
+            .then(|| (group.to_owned(), resource.to_owned()));
     }
     if LEGACY_COUNTS.contains(&name) {
         return Some((String::new(), name.to_owned()));
@@ -195,6 +221,24 @@ pub fn add(a: &ResourceList, b: &ResourceList) -> ResourceList {
         *sum.entry(name.clone()).or_default() += amount;
     }
     sum
+}
+
+/// `a - b`, name by name over the names of either, never below zero (upstream's
+/// `SubtractWithNonNegativeResult`): what an update adds to what the old object used.
+pub fn subtract_non_negative(a: &ResourceList, b: &ResourceList) -> ResourceList {
+    let mut result = ResourceList::new();
+    for (name, amount) in a {
+        let mut left = amount.clone();
+        if let Some(other) = b.get(name) {
+            left -= other;
+        }
+        let zero = Quantity::default();
+        result.insert(name.clone(), if left > zero { left } else { zero });
+    }
+    for name in b.keys() {
+        result.entry(name.clone()).or_default();
+    }
+    result
 }
 
 /// The entries of `list` named in `names` (upstream's `quota.Mask`).
@@ -531,10 +575,13 @@ fn compute_usage(requests: &ResourceList, limits: &ResourceList) -> ResourceList
 
 /// What one object of `group`/`resource` uses, by quota name, at `now` (Unix
 /// seconds; finished pods keep only their `count/pods`), as upstream's evaluators'
-/// `Usage`.
+/// `Usage`; nothing for an ignored resource.
 pub fn usage(group: &str, resource: &str, object: &Value, now: i64) -> ResourceList {
     let one = || Quantity::new(1, Format::DecimalSI);
     let mut usage = ResourceList::new();
+    if is_ignored(group, resource) {
+        return usage;
+    }
     usage.insert(object_count_name(group, resource), one());
     match evaluator(group, resource) {
         Evaluator::Pods => {
@@ -572,13 +619,13 @@ pub fn usage(group: &str, resource: &str, object: &Value, now: i64) -> ResourceL
         }
         Evaluator::Claims => {
             usage.insert("persistentvolumeclaims".to_owned(), one());
-            let class = object["spec"]["storageClassName"]
-                .as_str()
-                .or_else(|| {
-                    object["metadata"]["annotations"]["volume.beta.kubernetes.io/storage-class"]
-                        .as_str()
-                })
-                .unwrap_or_default();
+            // the beta annotation, even empty, wins over the field (upstream's
+            // `GetPersistentVolumeClaimClass`)
+            let class =
+                object["metadata"]["annotations"]["volume.beta.kubernetes.io/storage-class"]
+                    .as_str()
+                    .or_else(|| object["spec"]["storageClassName"].as_str())
+                    .unwrap_or_default();
             if !class.is_empty() {
                 usage.insert(
                     format!("{class}{STORAGE_CLASS_SUFFIX}persistentvolumeclaims"),
@@ -827,7 +874,65 @@ mod tests {
             names(&usage("apps", "deployments", &json!({}), 0)),
             ["count/deployments.apps"]
         );
-        assert_eq!(names(&usage("", "events", &json!({}), 0)), ["count/events"]);
+    }
+
+    #[test]
+    fn events_and_virtual_resources_are_ignored() {
+        for (group, resource) in [
+            ("", "events"),
+            ("events.k8s.io", "events"),
+            ("", "bindings"),
+            ("authorization.k8s.io", "selfsubjectaccessreviews"),
+        ] {
+            assert!(is_ignored(group, resource));
+            assert!(usage(group, resource, &json!({}), 0).is_empty());
+            let count = object_count_name(group, resource);
+            assert!(matching_resources(group, resource, [count.as_str()]).is_empty());
+            assert_eq!(resource_for(&count), None);
+        }
+        assert!(!is_ignored("", "configmaps"));
+    }
+
+    #[test]
+    fn the_storage_class_annotation_wins_over_the_field() {
+        let claim = json!({"metadata": {"annotations": {"volume.beta.kubernetes.io/storage-class": "silver"}},
+            "spec": {"storageClassName": "gold", "resources": {"requests": {"storage": "1Gi"}}}});
+        let u = usage("", "persistentvolumeclaims", &claim, 0);
+        assert!(u.contains_key("silver.storageclass.storage.k8s.io/requests.storage"));
+        assert!(!u.contains_key("gold.storageclass.storage.k8s.io/requests.storage"));
+        // an empty annotation means no class
+        let mut empty = claim.clone();
+        empty["metadata"]["annotations"]["volume.beta.kubernetes.io/storage-class"] = json!("");
+        let u = usage("", "persistentvolumeclaims", &empty, 0);
+        assert_eq!(
+            names(&u),
+            [
+                "count/persistentvolumeclaims",
+                "persistentvolumeclaims",
+                "requests.storage"
+            ]
+        );
+    }
+
+    #[test]
+    fn subtraction_never_goes_below_zero() {
+        let list = |pairs: &[(&str, &str)]| -> ResourceList {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Quantity::parse(v).unwrap()))
+                .collect()
+        };
+        let delta = subtract_non_negative(
+            &list(&[("services.nodeports", "3"), ("services", "1")]),
+            &list(&[
+                ("services.nodeports", "1"),
+                ("services", "1"),
+                ("services.loadbalancers", "1"),
+            ]),
+        );
+        assert_eq!(delta["services.nodeports"].to_string(), "2");
+        assert!(delta["services"].is_zero());
+        assert!(delta["services.loadbalancers"].is_zero());
     }
 
     #[test]

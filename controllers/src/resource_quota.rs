@@ -2,8 +2,9 @@
 //! `spec.hard`) and `status.used` (what the namespace's objects in the quota's scopes
 //! use of each limited resource), as upstream's `resourcequota` controller.
 //!
-//! The apiserver's ResourceQuota admission plugin only ever charges usage up, on
-//! creates; this controller brings it back down. A quota is recalculated when it is
+//! The apiserver's ResourceQuota admission plugin only ever charges usage up (on
+//! creates, and on updates of services and claims), and enforces only once this
+//! controller has written `status.hard`; this controller brings usage back down. A quota is recalculated when it is
 //! created or its `spec.hard` changes, when an object it counts is deleted (or a pod
 //! finishes, or a service's type changes, or a claim's storage changes), and every
 //! `--resource-quota-sync-period` for all quotas. What an object uses and which quotas
@@ -13,7 +14,10 @@
 //! Pods, services, claims, config maps, secrets, replication controllers, quotas and
 //! the apps and batch workloads are read from shared informers; other `count/...`
 //! resources (custom ones too) are listed from the apiserver when a quota asks for
-//! them, so their deletions are only seen at the full resync.
+//! them, so their deletions are only seen at the full resync. Events and virtual
+//! resources are never counted (`quota::is_ignored`). A resource that cannot be
+//! listed keeps its last usage while the rest of the status is written, and the
+//! quota is retried.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -283,11 +287,20 @@ impl Controller {
         }
         let now = now();
         let mut used = old_used.clone();
+        // a resource that cannot be listed keeps its last usage while the others and
+        // the limits are still written; its error retries the quota (upstream's
+        // `CalculateUsage` goes on past a failing evaluator)
+        let mut failed = None;
         for ((group, resource), names) in &by_resource {
             let names =
                 quota::matching_resources(group, resource, names.iter().map(String::as_str));
-            let Some(objects) = self.objects(group, resource, namespace).await? else {
-                continue;
+            let objects = match self.objects(group, resource, namespace).await {
+                Ok(Some(objects)) => objects,
+                Ok(None) => continue,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
             };
             used.extend(quota::usage_stats(
                 group, resource, &names, &scopes, &objects, now,
@@ -300,7 +313,7 @@ impl Controller {
             || !same_hard(spec_hard.as_ref(), status.hard.as_ref())
             || used != old_used;
         if !dirty {
-            return Ok(());
+            return failed.map_or(Ok(()), Err);
         }
         let mut updated = (*rq).clone();
         updated.status = Some(ResourceQuotaStatus {
@@ -316,7 +329,7 @@ impl Controller {
             .replace_status(name, &PostParams::default(), &updated)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => failed.map_or(Ok(()), Err),
             // gone: nothing to keep
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             // a conflict (admission charged it meanwhile) retries from the new state

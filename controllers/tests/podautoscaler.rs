@@ -382,3 +382,36 @@ async fn without_metrics_scaling_is_inactive_and_the_scale_untouched() {
         hpa_rv
     );
 }
+
+// upstream's reconcileAutoscaler: a target scaled to zero (with minReplicas above zero)
+// disables autoscaling; it is left at zero and the status says why
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_at_zero_replicas_disables_scaling() {
+    let c = start().await;
+    serve_pod_metrics(&c).await;
+    create_deployment(&c, 0).await;
+    create_autoscaler(&c, 5, Value::Null).await;
+
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.admin.clone(), "default");
+    let hpa = wait_for("the disabled condition", || {
+        let hpas = hpas.clone();
+        async move {
+            let hpa = hpas.get("web").await.unwrap();
+            (condition(&hpa, "ScalingActive")?.reason.as_deref() == Some("ScalingDisabled"))
+                .then_some(hpa)
+        }
+    })
+    .await;
+    let active = condition(&hpa, "ScalingActive").unwrap();
+    assert_eq!(active.status, "False");
+    assert_eq!(
+        active.message.as_deref(),
+        Some("scaling is disabled since the replica count of the target is zero")
+    );
+    let status = hpa.status.clone().unwrap();
+    assert_eq!(status.desired_replicas, 0);
+    assert!(status.current_metrics.is_none_or(|m| m.is_empty()));
+    assert!(status.last_scale_time.is_none());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(deployment_replicas(&c).await, 0);
+}

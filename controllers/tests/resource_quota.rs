@@ -1,7 +1,8 @@
 //! The resource quota controller against a real apiserver (with its ResourceQuota
 //! admission plugin): a quota's status is calculated after it is created, creates
 //! raise its usage (admission) and deletes lower it (the controller), scopes pick the
-//! pods a quota counts, and a full quota refuses creates until objects go.
+//! pods a quota counts, a full quota refuses creates until objects go, updates of
+//! services are charged, and a write one quota refuses charges none.
 
 mod support;
 
@@ -344,4 +345,107 @@ async fn refused_pod(pods: &Api<Pod>, name: &str) -> bool {
         }
         Err(e) => panic!("unexpected {e}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_are_charged_and_a_refusal_charges_no_quota() {
+    let c = cluster(spec()).await;
+    c.namespace(NS).await;
+    c.wait_default_account(NS).await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(c.admin.clone(), NS);
+    let services: Api<Service> = Api::namespaced(c.admin.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), NS);
+    let _: ResourceQuota = create(
+        &quotas,
+        json!({"metadata": {"name": "ports"}, "spec": {"hard": {"services": "5", "services.nodeports": "1"}}}),
+    )
+    .await;
+    let _: ResourceQuota = create(
+        &quotas,
+        json!({"metadata": {"name": "cpu"}, "spec": {"hard": {"pods": "5", "requests.cpu": "1"}}}),
+    )
+    .await;
+    wait_used(
+        &quotas,
+        "ports",
+        &[("services", "0"), ("services.nodeports", "0")],
+    )
+    .await;
+    wait_used(&quotas, "cpu", &[("pods", "0"), ("requests.cpu", "0")]).await;
+
+    // a service turning NodePort past the quota's node ports is refused
+    let _: Service = create(
+        &services,
+        json!({"metadata": {"name": "svc"}, "spec": {"selector": {"a": "b"},
+            "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]}}),
+    )
+    .await;
+    wait_used(&quotas, "ports", &[("services", "1")]).await;
+    let err = services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"type": "NodePort"}})),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("unexpected {err}")
+    };
+    assert_eq!(status.code, 403);
+    assert!(
+        status.message.ends_with(
+            "exceeded quota: ports, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"
+        ),
+        "{}",
+        status.message
+    );
+    // dropping a port first, the update fits and is charged
+    services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"type": "NodePort", "ports": [{"name": "a", "port": 80}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_used(&quotas, "ports", &[("services.nodeports", "1")]).await;
+
+    // a pod limiting CPU requests it (SetDefaults_Pod); the second passes the cpu
+    // quota, which refuses it, and the pods quota that allowed it is not charged
+    let limited = |name: &str, cpu: &str| {
+        let mut p = pod(name, json!({"limits": {"cpu": cpu}}), None);
+        p["spec"]["containers"][0]["resources"]["limits"]["memory"] = json!("1Mi");
+        p
+    };
+    let first: Pod = create(&pods, limited("first", "600m")).await;
+    let requests = first.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .requests
+        .unwrap();
+    assert_eq!(requests["cpu"].0, "600m");
+    assert_eq!(requests["memory"].0, "1Mi");
+    wait_used(&quotas, "cpu", &[("pods", "1"), ("requests.cpu", "600m")]).await;
+    let _: ResourceQuota = create(
+        &quotas,
+        json!({"metadata": {"name": "a-pods"}, "spec": {"hard": {"pods": "5"}}}),
+    )
+    .await;
+    wait_used(&quotas, "a-pods", &[("pods", "1")]).await;
+    let p = serde_json::from_value(limited("second", "600m")).unwrap();
+    let Err(kube::Error::Api(status)) = pods.create(&Default::default(), &p).await else {
+        panic!("a pod passing the cpu quota was created")
+    };
+    assert_eq!(status.code, 403);
+    assert!(
+        status.message.contains("exceeded quota: cpu"),
+        "{}",
+        status.message
+    );
+    assert_eq!(used(&quotas, "a-pods").await["pods"], "1");
+    assert_eq!(used(&quotas, "cpu").await["pods"], "1");
 }

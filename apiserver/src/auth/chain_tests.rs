@@ -391,6 +391,20 @@ async fn no_one_grants_what_they_do_not_hold() {
         body["message"],
         "roles.rbac.authorization.k8s.io \"r\" is forbidden: user \"jane\" (groups=[\"dev\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\" \"list\"]}"
     );
+    // upstream checks escalation before the role's own validation: an escalating role
+    // that is also invalid is forbidden, not invalid
+    let mut bad_name = role(json!(["get"]), json!(["nodes"]));
+    bad_name["metadata"]["name"] = json!("Bad_Name");
+    let (status, body) = call(
+        &state,
+        As::Token("jane-token"),
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+        &[],
+        Some(bad_name),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // binding cluster-admin in her namespace is binding rules she does not hold
     let grab = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": "grab"},
@@ -797,30 +811,41 @@ async fn parallel_creates_cannot_overshoot_a_quota() {
     let state = secured().await;
     let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "few"},
         "spec": {"hard": {"configmaps": "3"}}});
-    let (status, body) = call(
-        &state,
-        As::Certificate(admin()),
-        "POST",
-        "/api/v1/namespaces/default/resourcequotas",
-        &[],
-        Some(quota),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // a quota enforces its status's limits, which the quota controller (not running
+    // here) would set: the test writes them, as upstream's integration tests do
+    let create_synced = |quota: Value, used: Value| {
+        let state = state.clone();
+        async move {
+            let (status, mut body) = call(
+                &state,
+                As::Certificate(admin()),
+                "POST",
+                "/api/v1/namespaces/default/resourcequotas",
+                &[],
+                Some(quota),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["status"] = json!({"hard": body["spec"]["hard"].clone(), "used": used});
+            let name = body["metadata"]["name"].as_str().unwrap().to_owned();
+            let (status, body) = call(
+                &state,
+                As::Certificate(admin()),
+                "PUT",
+                &format!("/api/v1/namespaces/default/resourcequotas/{name}/status"),
+                &[],
+                Some(body),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    create_synced(quota, json!({"configmaps": "0"})).await;
     // the plugin's informer must see the quota first: a second quota allowing no
     // secrets, created after it, refusing a (dry-run) secret shows it has both
     let probe = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "probe"},
         "spec": {"hard": {"secrets": "0"}}});
-    let (status, _) = call(
-        &state,
-        As::Certificate(admin()),
-        "POST",
-        "/api/v1/namespaces/default/resourcequotas",
-        &[],
-        Some(probe),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    create_synced(probe, json!({"secrets": "0"})).await;
     eventually(|| async {
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}});
         call(

@@ -81,7 +81,19 @@ impl Admitter {
         self.chain.mutate(&attributes, object).await
     }
 
-    /// Runs the validating plugins over `object`.
+    /// Runs the validating plugins that come before the object's own validation.
+    pub(super) async fn validate_early(
+        &self,
+        operation: Operation,
+        object: &Value,
+        old: Option<&Value>,
+        dry_run: bool,
+    ) -> Result<(), StatusError> {
+        let attributes = self.attributes(operation, object, old, dry_run);
+        self.chain.validate_early(&attributes, object).await
+    }
+
+    /// Runs the other validating plugins over `object`.
     pub(super) async fn validate(
         &self,
         operation: Operation,
@@ -132,6 +144,9 @@ impl Registry {
             let mut updated = transform(&current)?;
             admission
                 .mutate(Operation::Update, &mut updated, Some(&current), dry_run)
+                .await?;
+            admission
+                .validate_early(Operation::Update, &updated, Some(&current), dry_run)
                 .await?;
             let errors = self.validate_changed(resource, &mut updated, &current);
             if !errors.is_empty() {

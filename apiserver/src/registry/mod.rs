@@ -826,6 +826,11 @@ impl Registry {
                 meta::set_meta(&mut object, "name", meta::generate_name(&generate));
             }
             strategy::prepare_named(resource, &mut object);
+            if let Some(admission) = &admission {
+                admission
+                    .validate_early(Operation::Create, &object, None, dry_run)
+                    .await?;
+            }
             let errors = self.validate_new(resource, &object);
             let name = meta::name(&object).to_owned();
             if !errors.is_empty() {

@@ -87,11 +87,18 @@ fn set_storage_defaults(resource: &ResourceInfo, object: &mut Value) {
     let Some(map) = object.as_object_mut() else {
         return;
     };
+    // Go's defaulters see a null or empty string as unset
+    fn default(map: &mut Map<String, Value>, key: &str, value: &str) {
+        let unset = map
+            .get(key)
+            .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+        if unset {
+            map.insert(key.to_owned(), json!(value));
+        }
+    }
     if is(resource, "storage.k8s.io", "storageclasses") {
-        map.entry("reclaimPolicy")
-            .or_insert_with(|| json!("Delete"));
-        map.entry("volumeBindingMode")
-            .or_insert_with(|| json!("Immediate"));
+        default(map, "reclaimPolicy", "Delete");
+        default(map, "volumeBindingMode", "Immediate");
         return;
     }
     let volume = is(resource, "", "persistentvolumes");
@@ -100,14 +107,12 @@ fn set_storage_defaults(resource: &ResourceInfo, object: &mut Value) {
     }
     if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
         if volume {
-            spec.entry("persistentVolumeReclaimPolicy")
-                .or_insert_with(|| json!("Retain"));
+            default(spec, "persistentVolumeReclaimPolicy", "Retain");
         }
-        spec.entry("volumeMode")
-            .or_insert_with(|| json!("Filesystem"));
+        default(spec, "volumeMode", "Filesystem");
     }
     if let Some(status) = map.get_mut("status").and_then(Value::as_object_mut) {
-        status.entry("phase").or_insert_with(|| json!("Pending"));
+        default(status, "phase", "Pending");
     }
 }
 
@@ -740,6 +745,22 @@ mod tests {
         // a status update leaves it
         let status = merge_update(daemon_sets, &changed, &json!({"status": {}}), Part::Status);
         assert_eq!(status["metadata"]["annotations"][key], "2");
+    }
+
+    #[test]
+    fn storage_defaults_fill_null_and_empty_values() {
+        let classes = find("storage.k8s.io", "v1", "storageclasses").unwrap();
+        let mut class = json!({"metadata": {"name": "c"}, "provisioner": "x",
+            "volumeBindingMode": null, "reclaimPolicy": ""});
+        set_defaults(classes, &mut class);
+        assert_eq!(class["volumeBindingMode"], "Immediate");
+        assert_eq!(class["reclaimPolicy"], "Delete");
+        let volumes = find("", "v1", "persistentvolumes").unwrap();
+        let mut volume = json!({"metadata": {"name": "v"},
+            "spec": {"persistentVolumeReclaimPolicy": "", "volumeMode": "Block"}});
+        set_defaults(volumes, &mut volume);
+        assert_eq!(volume["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+        assert_eq!(volume["spec"]["volumeMode"], "Block", "a set value stays");
     }
 
     #[test]

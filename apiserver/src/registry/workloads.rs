@@ -1,6 +1,7 @@
 //! Pods and the workloads that template them: upstream's defaults
-//! (pkg/apis/core/v1/defaults.go `SetDefaults_PodSpec`, `SetDefaults_Container`;
-//! pkg/apis/apps/v1/defaults.go; pkg/apis/batch/v1/defaults.go) and the first of
+//! (pkg/apis/core/v1/defaults.go `SetDefaults_Pod`, `SetDefaults_PodSpec`,
+//! `SetDefaults_Container`; pkg/apis/apps/v1/defaults.go;
+//! pkg/apis/batch/v1/defaults.go) and the first of
 //! their validation rules (pkg/apis/core/validation `ValidatePodSpec`,
 //! pkg/apis/apps/validation `ValidateDeploymentSpec`), with upstream's messages.
 //! Admission defaults (service account, priority, default tolerations) come with the
@@ -84,6 +85,40 @@ fn pod_spec_defaults(spec: &mut Map<String, Value>, is_pod: bool) {
     }
 }
 
+/// Upstream's `SetDefaults_Pod`: a container or init container limiting a resource
+/// it does not request requests its limit. Pods only, not templates, so a workload's
+/// pods get it when they are created (and quota charges the request).
+fn requests_from_limits(spec: &mut Map<String, Value>) {
+    for list in ["initContainers", "containers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for container in containers.iter_mut() {
+            let Some(resources) = container
+                .get_mut("resources")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let Some(limits) = resources.get("limits").and_then(Value::as_object).cloned() else {
+                continue;
+            };
+            if limits.is_empty() {
+                continue;
+            }
+            let requests = resources.entry("requests").or_insert_with(|| json!({}));
+            if requests.is_null() {
+                *requests = json!({});
+            }
+            if let Some(requests) = requests.as_object_mut() {
+                for (name, limit) in limits {
+                    requests.entry(name).or_insert(limit);
+                }
+            }
+        }
+    }
+}
+
 fn object_at<'a>(object: &'a mut Value, pointer: &str) -> Option<&'a mut Map<String, Value>> {
     object.pointer_mut(pointer).and_then(Value::as_object_mut)
 }
@@ -93,7 +128,11 @@ pub fn set_defaults(resource: &ResourceInfo, object: &mut Value) {
     if let Some(path) = pod_spec_path(resource)
         && let Some(spec) = object_at(object, path)
     {
-        pod_spec_defaults(spec, resource.plural == "pods");
+        let is_pod = resource.group.is_empty() && resource.plural == "pods";
+        pod_spec_defaults(spec, is_pod);
+        if is_pod {
+            requests_from_limits(spec);
+        }
     }
     let Some(spec) = object_at(object, "/spec") else {
         return;
@@ -321,6 +360,39 @@ mod tests {
             "File"
         );
         assert!(validate(pods, &pod).is_empty());
+    }
+
+    #[test]
+    fn pods_request_what_they_limit_but_templates_do_not() {
+        let pods = find("", "v1", "pods").unwrap();
+        let spec = json!({
+            "initContainers": [{"name": "i", "image": "x", "resources": {"limits": {"cpu": "1"}}}],
+            "containers": [
+                {"name": "a", "image": "x", "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
+                {"name": "b", "image": "x"}
+            ]
+        });
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": spec.clone()});
+        set_defaults(pods, &mut pod);
+        let containers = &pod["spec"]["containers"];
+        // a stated request stays, a missing one is the limit
+        assert_eq!(
+            containers[0]["resources"]["requests"],
+            json!({"cpu": "100m", "memory": "1Gi"})
+        );
+        assert_eq!(containers[1]["resources"], json!({}));
+        assert_eq!(
+            pod["spec"]["initContainers"][0]["resources"]["requests"],
+            json!({"cpu": "1"})
+        );
+        let deployments = find("apps", "v1", "deployments").unwrap();
+        let mut deployment = json!({"spec": {"template": {"spec": spec}}});
+        set_defaults(deployments, &mut deployment);
+        assert!(
+            deployment["spec"]["template"]["spec"]["initContainers"][0]["resources"]
+                .get("requests")
+                .is_none()
+        );
     }
 
     #[test]

@@ -43,7 +43,20 @@ const MAX_RETRIES: u32 = 15;
 /// Upstream's annotation naming the capacity a volume had before a resize.
 const ANN_PRE_RESIZE_CAPACITY: &str = "volume.alpha.kubernetes.io/pre-resize-capacity";
 
-/// Why a sync failed (it is retried).
+/// A sync's outcome for the queue: a state the controller cannot settle is logged and
+/// left to the periodic resync, as upstream's queues do not retry (a retry would only
+/// repeat its events); a failed request is retried with backoff.
+fn not_retried_when_invalid(result: Result<(), Error>) -> Result<(), Error> {
+    match result {
+        Err(Error::Invalid(why)) => {
+            tracing::info!(controller = NAME, error = %why, "could not sync; waiting for the resync");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Why a sync failed (a failed request is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A request failed.
@@ -1092,7 +1105,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
                 .clone()
                 .run(1, Some(MAX_RETRIES), NAME, move |key: String| {
                     let c = c.clone();
-                    async move { c.sync_claim(&key).await }
+                    async move { not_retried_when_invalid(c.sync_claim(&key).await) }
                 })
         };
         let volumes = {
@@ -1102,7 +1115,7 @@ pub fn start(cx: Context) -> futures::future::BoxFuture<'static, ()> {
                 .clone()
                 .run(1, Some(MAX_RETRIES), NAME, move |name: String| {
                     let c = c.clone();
-                    async move { c.sync_volume(&name).await }
+                    async move { not_retried_when_invalid(c.sync_volume(&name).await) }
                 })
         };
         tokio::select! {

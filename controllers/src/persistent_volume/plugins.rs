@@ -139,6 +139,10 @@ pub fn provisioning(provisioner: &str) -> Provisioning {
     if provisioner == HOST_PATH_PLUGIN {
         return Provisioning::HostPathDisabled;
     }
+    if NOT_DELETABLE.contains(&provisioner) {
+        // plugins upstream has that cannot provision (FindProvisionablePluginByName)
+        return Provisioning::Failed("no provisionable volume plugin matched".to_owned());
+    }
     if provisioner.starts_with("kubernetes.io/") {
         return Provisioning::Failed(format!("no volume plugin matched name: {provisioner}"));
     }
@@ -230,6 +234,10 @@ mod tests {
             Provisioning::Failed(
                 "no volume plugin matched name: kubernetes.io/no-provisioner".into()
             )
+        );
+        assert_eq!(
+            provisioning("kubernetes.io/nfs"),
+            Provisioning::Failed("no provisionable volume plugin matched".into())
         );
     }
 }

@@ -25,13 +25,17 @@ fn resource(group: &str, version: &str, plural: &str) -> &'static ResourceInfo {
     resources::find(group, version, plural).expect("served resource")
 }
 
-/// The name of the default class among `classes` marked by `annotation` (the newest
-/// when several are).
-fn default_class(classes: &Informer, annotation: &str) -> Option<String> {
+/// The name of the default class among `classes` marked by one of `annotations` (the
+/// newest when several are).
+fn default_class(classes: &Informer, annotations: &[&str]) -> Option<String> {
     let mut defaults: Vec<Arc<Value>> = classes
         .list()
         .into_iter()
-        .filter(|c| meta::annotation(c, annotation) == Some("true"))
+        .filter(|c| {
+            annotations
+                .iter()
+                .any(|a| meta::annotation(c, a) == Some("true"))
+        })
         .collect();
     defaults.sort_by(|a, b| {
         let created = |o: &Value| {
@@ -84,9 +88,14 @@ impl Plugin for DefaultStorageClass {
         if has_class || !claim["spec"].is_object() {
             return Ok(());
         }
-        if let Some(class) =
-            default_class(&self.classes, "storageclass.kubernetes.io/is-default-class")
-        {
+        if let Some(class) = default_class(
+            &self.classes,
+            // upstream's IsDefaultAnnotation: the GA or the beta annotation
+            &[
+                "storageclass.kubernetes.io/is-default-class",
+                "storageclass.beta.kubernetes.io/is-default-class",
+            ],
+        ) {
             claim["spec"]["storageClassName"] = class.into();
         }
         Ok(())
@@ -131,9 +140,10 @@ impl Plugin for DefaultIngressClass {
         if has_class || !ingress["spec"].is_object() {
             return Ok(());
         }
-        if let Some(class) =
-            default_class(&self.classes, "ingressclass.kubernetes.io/is-default-class")
-        {
+        if let Some(class) = default_class(
+            &self.classes,
+            &["ingressclass.kubernetes.io/is-default-class"],
+        ) {
             ingress["spec"]["ingressClassName"] = class.into();
         }
         Ok(())

@@ -95,6 +95,13 @@ pub trait Plugin: Send + Sync {
     /// Upstream's name (`ServiceAccount`, `Priority`, ...).
     fn name(&self) -> &'static str;
 
+    /// Whether the validating step runs before the object's own validation, as RBAC's
+    /// escalation check does upstream (in the roles' storage, ahead of the strategy):
+    /// an escalating role that is also invalid is refused as forbidden, not invalid.
+    fn validates_before_the_object(&self) -> bool {
+        false
+    }
+
     /// The mutating step: may change `object`, or refuse.
     async fn mutate(
         &self,
@@ -280,20 +287,40 @@ impl Chain {
         Ok(())
     }
 
-    /// Runs every validating step.
+    /// Runs the validating steps that come before the object's own validation.
+    pub async fn validate_early(
+        &self,
+        attributes: &Attributes<'_>,
+        object: &Value,
+    ) -> Result<(), StatusError> {
+        for plugin in self
+            .plugins
+            .iter()
+            .filter(|p| p.validates_before_the_object())
+        {
+            plugin.validate(attributes, object).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the other validating steps, after the object's own validation.
     pub async fn validate(
         &self,
         attributes: &Attributes<'_>,
         object: &Value,
     ) -> Result<(), StatusError> {
-        for plugin in &self.plugins {
+        for plugin in self
+            .plugins
+            .iter()
+            .filter(|p| !p.validates_before_the_object())
+        {
             plugin.validate(attributes, object).await?;
         }
         Ok(())
     }
 }
 
-/// RBAC's escalation prevention, run as the first validation of RBAC writes.
+/// RBAC's escalation prevention, run before RBAC objects are validated.
 struct RbacEscalation {
     context: Context,
 }
@@ -302,6 +329,10 @@ struct RbacEscalation {
 impl Plugin for RbacEscalation {
     fn name(&self) -> &'static str {
         "RBACEscalation"
+    }
+
+    fn validates_before_the_object(&self) -> bool {
+        true
     }
 
     async fn validate(

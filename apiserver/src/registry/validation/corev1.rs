@@ -3,7 +3,7 @@
 //! access modes and a storage request) and Secrets of the built-in types (the keys each
 //! type requires, `ValidateSecret`, and a type that never changes).
 
-use apimachinery::errors::FieldError;
+use apimachinery::errors::{BadValue, FieldError};
 use serde_json::Value;
 
 const ACCESS_MODES: &[&str] = &[
@@ -108,13 +108,209 @@ pub fn validate_update(plural: &str, new: &Value, old: &Value) -> Vec<FieldError
             "field is immutable",
         ));
     }
+    if plural == "persistentvolumeclaims" {
+        validate_claim_update(new, old, &mut errors);
+    }
+    if plural == "persistentvolumes" {
+        validate_volume_update(new, old, &mut errors);
+    }
     errors
+}
+
+/// Upstream's `ValidateImmutableField` of an optional string (`volumeMode`).
+fn immutable_string(new: &Value, old: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    if new != old {
+        errors.push(FieldError::invalid(
+            path,
+            new.as_str().map(str::to_owned),
+            "field is immutable",
+        ));
+    }
+}
+
+/// The part of `spec` that must stay as it was: all of it but `keep` (the fields an
+/// update may change, put back from `old`).
+fn spec_without(spec: &Value, old_spec: &Value, keep: &[&str]) -> Value {
+    let mut spec = spec.clone();
+    if let Some(map) = spec.as_object_mut() {
+        for key in keep {
+            match old_spec.get(*key) {
+                Some(v) => map.insert((*key).to_owned(), v.clone()),
+                None => map.remove(*key),
+            };
+        }
+    }
+    spec
+}
+
+/// Upstream's `ValidatePersistentVolumeClaimUpdate`: a claim's spec is fixed once made,
+/// but for its `volumeName` (set once, by the binder), a class given to a claim that
+/// had none (the retroactive default), the storage request of a bound claim (which
+/// may only grow) and its `volumeAttributesClassName`.
+fn validate_claim_update(new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
+    const BETA_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
+    let (new_spec, old_spec) = (&new["spec"], &old["spec"]);
+    let mut changeable = vec!["volumeAttributesClassName"];
+    if old_spec["volumeName"].as_str().unwrap_or("").is_empty() {
+        changeable.push("volumeName");
+    }
+    let old_beta = old
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(BETA_CLASS));
+    let new_beta = new
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(BETA_CLASS));
+    if old_beta.is_some()
+        && new_beta == old_beta
+        && old_spec["storageClassName"].is_null()
+        && new_spec["storageClassName"] == *old_beta.unwrap_or(&Value::Null)
+    {
+        // the beta annotation's class moved into the field
+        changeable.push("storageClassName");
+    } else {
+        if new_beta != old_beta {
+            errors.push(FieldError::invalid(
+                "metadata.annotations.volume.beta.kubernetes.io/storage-class",
+                new_beta.and_then(Value::as_str).unwrap_or(""),
+                "field is immutable",
+            ));
+        }
+        if old_beta.is_none()
+            && old_spec["storageClassName"].is_null()
+            && !new_spec["storageClassName"].is_null()
+        {
+            // the retroactive default class
+            changeable.push("storageClassName");
+        }
+    }
+    let mut compared_new = spec_without(new_spec, old_spec, &changeable);
+    let compared_old = spec_without(old_spec, old_spec, &changeable);
+    if new.pointer("/status/phase").and_then(Value::as_str) == Some("Bound")
+        && let Some(requests) = compared_new
+            .pointer_mut("/resources/requests")
+            .and_then(Value::as_object_mut)
+    {
+        match old_spec.pointer("/resources/requests/storage") {
+            Some(size) => requests.insert("storage".to_owned(), size.clone()),
+            None => requests.remove("storage"),
+        };
+    }
+    if compared_new != compared_old {
+        errors.push(FieldError::forbidden(
+            "spec",
+            "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+        ));
+    }
+    let size = |spec: &Value| {
+        spec.pointer("/resources/requests/storage")
+            .and_then(Value::as_str)
+            .and_then(|q| apimachinery::quantity::Quantity::parse(q).ok())
+    };
+    if let (Some(new_size), Some(old_size)) = (size(new_spec), size(old_spec))
+        && new_size < old_size
+    {
+        errors.push(FieldError::forbidden(
+            "spec.resources.requests.storage",
+            "field can not be less than previous value",
+        ));
+    }
+    immutable_string(
+        &new_spec["volumeMode"],
+        &old_spec["volumeMode"],
+        "volumeMode",
+        errors,
+    );
+}
+
+/// Upstream's `ValidatePersistentVolumeUpdate`: a volume's source and mode are fixed
+/// once made, and its node affinity once set.
+fn validate_volume_update(new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
+    // what is not the volume source (upstream's PersistentVolumeSource is inline)
+    const NOT_SOURCE: &[&str] = &[
+        "accessModes",
+        "capacity",
+        "claimRef",
+        "persistentVolumeReclaimPolicy",
+        "storageClassName",
+        "mountOptions",
+        "volumeMode",
+        "nodeAffinity",
+        "volumeAttributesClassName",
+    ];
+    let (new_spec, old_spec) = (&new["spec"], &old["spec"]);
+    if spec_without(new_spec, old_spec, NOT_SOURCE) != spec_without(old_spec, old_spec, NOT_SOURCE)
+    {
+        errors.push(FieldError::forbidden(
+            "spec.persistentvolumesource",
+            "spec.persistentvolumesource is immutable after creation",
+        ));
+    }
+    immutable_string(
+        &new_spec["volumeMode"],
+        &old_spec["volumeMode"],
+        "volumeMode",
+        errors,
+    );
+    if !old_spec["nodeAffinity"].is_null() && new_spec["nodeAffinity"] != old_spec["nodeAffinity"] {
+        errors.push(FieldError::invalid(
+            "nodeAffinity",
+            BadValue::Omitted,
+            "field is immutable",
+        ));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::tester::Tester;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn claims_and_volumes_keep_their_specs() {
+        let claims = Tester::new("", "v1", "persistentvolumeclaims").await;
+        let claim = claims
+            .create_valid(json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+            .await;
+        // the binder's volumeName and the retroactive default class are allowed once
+        let mut bound = claim.clone();
+        bound["spec"]["volumeName"] = json!("pv-1");
+        bound["spec"]["storageClassName"] = json!("standard");
+        let bound = claims.update_valid(bound).await;
+        let mut moved = bound.clone();
+        moved["spec"]["volumeName"] = json!("pv-2");
+        claims
+            .update_invalid(
+                moved,
+                r#"PersistentVolumeClaim "data" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"#,
+            )
+            .await;
+        // a pending claim's request is part of its fixed spec
+        let mut grown = bound.clone();
+        grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+        claims
+            .update_invalid(
+                grown,
+                r#"PersistentVolumeClaim "data" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"#,
+            )
+            .await;
+
+        let volumes = Tester::new("", "v1", "persistentvolumes").await;
+        let volume = volumes
+            .create_valid(json!({"metadata": {"name": "pv"}, "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}, "hostPath": {"path": "/tmp/a"}}}))
+            .await;
+        let mut retained = volume.clone();
+        retained["spec"]["persistentVolumeReclaimPolicy"] = json!("Delete");
+        let retained = volumes.update_valid(retained).await;
+        let mut moved = retained.clone();
+        moved["spec"]["hostPath"]["path"] = json!("/tmp/b");
+        moved["spec"]["volumeMode"] = json!("Block");
+        volumes
+            .update_invalid(
+                moved,
+                r#"PersistentVolume "pv" is invalid: [spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation, volumeMode: Invalid value: "Block": field is immutable]"#,
+            )
+            .await;
+    }
 
     #[tokio::test]
     async fn persistent_volume_claims() {
