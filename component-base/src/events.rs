@@ -1,14 +1,23 @@
 //! Events (core/v1) about any object, as client-go's event recorder: written
 //! asynchronously so a scheduling loop or a controller's sync never waits on them, and
-//! folded as upstream's event correlator does: a repeat of the same reason and message
-//! for the same object bumps `count` and `lastTimestamp` of the existing Event instead
-//! of creating another.
+//! passed first through upstream's event correlator (client-go `tools/record`):
+//!
+//! - **aggregation**: once ten events about one object share source, type and reason
+//!   but not message within ten minutes, the rest become one Event whose message is
+//!   `(combined from similar events): <latest message>`;
+//! - **deduplication**: a repeat of an Event already written bumps its `count` and
+//!   `lastTimestamp` (a patch) instead of creating another;
+//! - **spam filter**: a source may write 25 events about one object at once, then one
+//!   every five minutes; the rest are dropped.
+//!
+//! A 1,000-replica ReplicaSet so writes 25 events about itself, not 1,000 (nine
+//! `Created pod` events, then the combined one patched), as upstream's does.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use hashlink::LruCache;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Resource;
@@ -19,42 +28,47 @@ use kube::api::{Patch, PatchParams, PostParams};
 const QUEUE: usize = 10_000;
 /// Events written at once.
 const CONCURRENCY: usize = 16;
-/// How long a repeat is folded into the earlier Event.
-const FOLD_WINDOW: Duration = Duration::from_secs(10 * 60);
-
-struct Request {
-    object: ObjectReference,
-    type_: &'static str,
-    reason: &'static str,
-    message: String,
-    component: String,
-}
+/// Entries each of the correlator's caches keeps (upstream's `maxLruCacheEntries`).
+const CACHE_ENTRIES: usize = 4096;
+/// Distinct messages of similar events before they are combined
+/// (`defaultAggregateMaxEvents`).
+const AGGREGATE_MAX_EVENTS: usize = 10;
+/// How long after the last similar event the count of distinct messages starts over
+/// (`defaultAggregateIntervalInSeconds`).
+const AGGREGATE_INTERVAL: Duration = Duration::from_secs(600);
+/// Events a source may write about one object at once (`defaultSpamBurst`)...
+const SPAM_BURST: f64 = 25.0;
+/// ...and the rate its allowance refills at, one every five minutes (`defaultSpamQPS`).
+const SPAM_QPS: f64 = 1.0 / 300.0;
+/// The message prefix of a combined event (`EventAggregatorByReasonMessageFunc`).
+const COMBINED_PREFIX: &str = "(combined from similar events): ";
 
 /// Sends events to the writer task.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: tokio::sync::mpsc::Sender<Request>,
+    tx: tokio::sync::mpsc::Sender<Write>,
+    correlator: std::sync::Arc<std::sync::Mutex<Correlator>>,
+    host: String,
 }
-
-type FoldKey = (String, &'static str, String);
 
 impl Recorder {
     /// Starts the writer on the current runtime.
     pub fn start(client: kube::Client, host: String) -> Recorder {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Request>(QUEUE);
-        let folded: Arc<Mutex<HashMap<FoldKey, (String, i32, Instant)>>> = Default::default();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Write>(QUEUE);
         tokio::spawn(
             tokio_stream::wrappers::ReceiverStream::new(rx).for_each_concurrent(
                 CONCURRENCY,
-                move |r| {
+                move |w| {
                     let client = client.clone();
-                    let folded = folded.clone();
-                    let host = host.clone();
-                    async move { write(client, folded, &host, r).await }
+                    async move { write(client, w).await }
                 },
             ),
         );
-        Recorder { tx }
+        Recorder {
+            tx,
+            correlator: Default::default(),
+            host,
+        }
     }
 
     /// Records an event about `object`; `component` is the reporting component (a
@@ -79,88 +93,287 @@ impl Recorder {
         message: String,
         component: &str,
     ) {
-        // a full queue drops the event, as upstream does
-        let _ = self.tx.try_send(Request {
+        let event = new_event(
             object,
             type_,
             reason,
             message,
-            component: component.to_owned(),
-        });
+            component,
+            &self.host,
+            jiff::Timestamp::now(),
+        );
+        let write = self
+            .correlator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .correlate(event, Instant::now());
+        if let Some(write) = write {
+            // a full queue drops the event, as upstream does
+            let _ = self.tx.try_send(write);
+        }
     }
 }
 
-async fn write(
-    client: kube::Client,
-    folded: Arc<Mutex<HashMap<FoldKey, (String, i32, Instant)>>>,
+/// A new Event, named as upstream's recorder names them: the object's name and the
+/// time in hex nanoseconds. Events of cluster-scoped objects live in `default`.
+fn new_event(
+    object: ObjectReference,
+    type_: &str,
+    reason: &str,
+    message: String,
+    component: &str,
     host: &str,
-    r: Request,
-) {
-    // events of cluster-scoped objects live in `default`, as upstream's
-    let namespace = r
-        .object
+    now: jiff::Timestamp,
+) -> Event {
+    let namespace = object
         .namespace
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".to_owned());
-    let object_name = r.object.name.clone().unwrap_or_default();
-    let uid = r.object.uid.clone().unwrap_or_default();
-    let api: kube::Api<Event> = kube::Api::namespaced(client, &namespace);
-    let now = Time(jiff::Timestamp::now());
-    let key = (uid.clone(), r.reason, r.message.clone());
-    let earlier = {
-        let mut map = folded.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, _, at)| at.elapsed() < FOLD_WINDOW);
-        match map.get_mut(&key) {
-            Some((name, count, _)) => {
-                *count += 1;
-                Some((name.clone(), *count))
-            }
-            None => None,
+    let name = format!(
+        "{}.{:x}",
+        object.name.as_deref().unwrap_or_default(),
+        now.as_nanosecond()
+    );
+    Event {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace),
+            ..ObjectMeta::default()
+        },
+        involved_object: object,
+        reason: Some(reason.to_owned()),
+        message: Some(message),
+        type_: Some(type_.to_owned()),
+        source: Some(EventSource {
+            component: Some(component.to_owned()),
+            host: None,
+        }),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        count: Some(1),
+        reporting_component: Some(component.to_owned()),
+        reporting_instance: Some(format!("{component}-{host}")),
+        ..Event::default()
+    }
+}
+
+/// What the writer does with one correlated event.
+#[derive(Debug, PartialEq)]
+enum Write {
+    /// Creates the Event.
+    Create(Event),
+    /// Bumps the count of an Event written before: a merge patch of `count`,
+    /// `lastTimestamp` and `message`; should the Event be gone, it is created whole.
+    Update(Event),
+}
+
+/// How often an Event was written, for deduplication (upstream's `eventLog`).
+struct Observation {
+    name: String,
+    count: i32,
+    first_timestamp: Option<Time>,
+}
+
+/// Similar events seen lately (upstream's `aggregateRecord`).
+struct Aggregate {
+    messages: HashSet<String>,
+    last: Instant,
+}
+
+/// A source's allowance of events about one object: a token bucket.
+struct Allowance {
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// Upstream's `EventCorrelator`: aggregation, then deduplication, then the spam filter.
+struct Correlator {
+    aggregates: LruCache<String, Aggregate>,
+    observations: LruCache<String, Observation>,
+    allowances: LruCache<String, Allowance>,
+}
+
+impl Default for Correlator {
+    fn default() -> Self {
+        Correlator {
+            aggregates: LruCache::new(CACHE_ENTRIES),
+            observations: LruCache::new(CACHE_ENTRIES),
+            allowances: LruCache::new(CACHE_ENTRIES),
         }
+    }
+}
+
+/// The source and object of an event: what every key starts with.
+fn source_and_object(event: &Event) -> String {
+    let source = event.source.as_ref();
+    let object = &event.involved_object;
+    [
+        source.and_then(|s| s.component.as_deref()),
+        source.and_then(|s| s.host.as_deref()),
+        object.kind.as_deref(),
+        object.namespace.as_deref(),
+        object.name.as_deref(),
+        object.uid.as_deref(),
+        object.api_version.as_deref(),
+    ]
+    .map(Option::unwrap_or_default)
+    .join("\u{0}")
+}
+
+impl Correlator {
+    /// What to write for `event`, or `None` when the spam filter drops it.
+    fn correlate(&mut self, event: Event, now: Instant) -> Option<Write> {
+        let (event, key) = self.aggregate(event, now);
+        let event = self.observe(event, key);
+        if !self.allow(&event, now) {
+            return None;
+        }
+        Some(if event.count.unwrap_or(1) > 1 {
+            Write::Update(event)
+        } else {
+            Write::Create(event)
+        })
+    }
+
+    /// Upstream's `EventAggregate`: the event itself and its full key, or, from the
+    /// tenth distinct message of similar events on, the combined event and the key of
+    /// the similarity.
+    fn aggregate(&mut self, event: Event, now: Instant) -> (Event, String) {
+        let object = &event.involved_object;
+        let field = |v: &Option<String>| v.clone().unwrap_or_default();
+        let message = field(&event.message);
+        let similar = [
+            source_and_object(&event),
+            field(&event.type_),
+            field(&event.reason),
+            field(&event.reporting_component),
+            field(&event.reporting_instance),
+        ]
+        .join("\u{0}");
+        let full = [
+            source_and_object(&event),
+            field(&object.field_path),
+            field(&event.type_),
+            field(&event.reason),
+            message.clone(),
+        ]
+        .join("\u{0}");
+        let recent = self
+            .aggregates
+            .get(&similar)
+            .is_some_and(|r| now.saturating_duration_since(r.last) <= AGGREGATE_INTERVAL);
+        if !recent {
+            let fresh = Aggregate {
+                messages: HashSet::new(),
+                last: now,
+            };
+            self.aggregates.insert(similar.clone(), fresh);
+        }
+        let Some(record) = self.aggregates.get_mut(&similar) else {
+            return (event, full);
+        };
+        record.messages.insert(message.clone());
+        record.last = now;
+        if record.messages.len() < AGGREGATE_MAX_EVENTS {
+            return (event, full);
+        }
+        // keep the set at its bound, as upstream's PopAny
+        if let Some(any) = record.messages.iter().next().cloned() {
+            record.messages.remove(&any);
+        }
+        let combined = Event {
+            metadata: event.metadata.clone(),
+            involved_object: event.involved_object.clone(),
+            message: Some(format!("{COMBINED_PREFIX}{message}")),
+            type_: event.type_.clone(),
+            reason: event.reason.clone(),
+            source: event.source.clone(),
+            first_timestamp: event.first_timestamp.clone(),
+            last_timestamp: event.last_timestamp.clone(),
+            count: Some(1),
+            ..Event::default()
+        };
+        (combined, similar)
+    }
+
+    /// Upstream's `eventObserve`: an event seen before under `key` takes the earlier
+    /// Event's name and first timestamp and the next count.
+    fn observe(&mut self, mut event: Event, key: String) -> Event {
+        if let Some(earlier) = self.observations.get(&key) {
+            event.metadata.name = Some(earlier.name.clone());
+            event.first_timestamp = earlier.first_timestamp.clone();
+            event.count = Some(earlier.count.saturating_add(1));
+        }
+        self.observations.insert(
+            key,
+            Observation {
+                name: event.metadata.name.clone().unwrap_or_default(),
+                count: event.count.unwrap_or(1),
+                first_timestamp: event.first_timestamp.clone(),
+            },
+        );
+        event
+    }
+
+    /// Upstream's `EventSourceObjectSpamFilter`: whether the source may still write
+    /// about the object.
+    fn allow(&mut self, event: &Event, now: Instant) -> bool {
+        let key = source_and_object(event);
+        if self.allowances.get(&key).is_none() {
+            self.allowances.insert(
+                key.clone(),
+                Allowance {
+                    tokens: SPAM_BURST,
+                    refilled: now,
+                },
+            );
+        }
+        let Some(allowance) = self.allowances.get_mut(&key) else {
+            return true;
+        };
+        let elapsed = now.saturating_duration_since(allowance.refilled);
+        allowance.tokens = (allowance.tokens + elapsed.as_secs_f64() * SPAM_QPS).min(SPAM_BURST);
+        allowance.refilled = now;
+        if allowance.tokens >= 1.0 {
+            allowance.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn write(client: kube::Client, write: Write) {
+    let (event, update) = match write {
+        Write::Create(event) => (event, false),
+        Write::Update(event) => (event, true),
     };
-    if let Some((name, count)) = earlier {
-        let patch = serde_json::json!({"count": count, "lastTimestamp": now});
+    let namespace = event.metadata.namespace.clone().unwrap_or_default();
+    let name = event.metadata.name.clone().unwrap_or_default();
+    let api: kube::Api<Event> = kube::Api::namespaced(client, &namespace);
+    if update {
+        let patch = serde_json::json!({
+            "count": event.count,
+            "lastTimestamp": event.last_timestamp,
+            "message": event.message,
+        });
         match api
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => return,
-            Err(e) => tracing::debug!(error = %e, "folding event; creating a new one"),
+            // gone (expired, deleted): written anew with its count, as upstream does
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "updating event");
+                return;
+            }
         }
     }
-    let nanos = jiff::Timestamp::now().as_nanosecond();
-    let name = format!("{object_name}.{nanos:x}");
-    let event = Event {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace.clone()),
-            ..ObjectMeta::default()
-        },
-        involved_object: r.object,
-        reason: Some(r.reason.to_owned()),
-        message: Some(r.message),
-        type_: Some(r.type_.to_owned()),
-        source: Some(EventSource {
-            component: Some(r.component.clone()),
-            host: None,
-        }),
-        first_timestamp: Some(now.clone()),
-        last_timestamp: Some(now),
-        count: Some(1),
-        reporting_component: Some(r.component.clone()),
-        reporting_instance: Some(format!("{}-{host}", r.component)),
-        ..Event::default()
-    };
-    match api.create(&PostParams::default(), &event).await {
-        Ok(_) => {
-            folded
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(key, (name, 1, Instant::now()));
-        }
+    if let Err(e) = api.create(&PostParams::default(), &event).await {
         // the namespace may be going away; events are best effort, as upstream's
-        Err(e) => tracing::debug!(error = %e, "writing event"),
+        tracing::debug!(error = %e, "writing event");
     }
 }
 
@@ -175,5 +388,147 @@ pub fn reference<K: Resource<DynamicType = ()>>(object: &K) -> ObjectReference {
         uid: meta.uid.clone(),
         resource_version: meta.resource_version.clone(),
         ..ObjectReference::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs_event(message: &str, at: jiff::Timestamp) -> Event {
+        let object = ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some("ReplicaSet".into()),
+            name: Some("web-1".into()),
+            namespace: Some("prod".into()),
+            uid: Some("u1".into()),
+            ..ObjectReference::default()
+        };
+        new_event(
+            object,
+            "Normal",
+            "SuccessfulCreate",
+            message.to_owned(),
+            "replicaset-controller",
+            "host",
+            at,
+        )
+    }
+
+    fn message(w: &Write) -> (&'static str, String, i32, String) {
+        let (kind, e) = match w {
+            Write::Create(e) => ("create", e),
+            Write::Update(e) => ("update", e),
+        };
+        (
+            kind,
+            e.message.clone().unwrap_or_default(),
+            e.count.unwrap_or(0),
+            e.metadata.name.clone().unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn a_thousand_creates_write_nine_events_then_one_combined_until_the_burst_is_spent() {
+        let mut c = Correlator::default();
+        let start = Instant::now();
+        let t0 = jiff::Timestamp::now();
+        let writes: Vec<_> = (0..1000)
+            .filter_map(|i| {
+                let at = t0 + jiff::SignedDuration::from_millis(i);
+                c.correlate(rs_event(&format!("Created pod: web-1-{i}"), at), start)
+            })
+            .collect();
+        // the spam filter's burst: 25 writes about the ReplicaSet
+        assert_eq!(writes.len(), 25);
+        let seen: Vec<_> = writes.iter().map(message).collect();
+        for (i, (kind, text, count, _)) in seen.iter().take(9).enumerate() {
+            assert_eq!(
+                (*kind, text.as_str(), *count),
+                ("create", format!("Created pod: web-1-{i}").as_str(), 1)
+            );
+        }
+        // the tenth distinct message starts the combined event...
+        assert_eq!(
+            (seen[9].0, seen[9].1.as_str(), seen[9].2),
+            (
+                "create",
+                "(combined from similar events): Created pod: web-1-9",
+                1
+            )
+        );
+        // ...which the next ones update, under its name, with the latest message
+        let combined_name = seen[9].3.clone();
+        for (j, (kind, text, count, name)) in seen.iter().enumerate().skip(10) {
+            assert_eq!(*kind, "update");
+            assert_eq!(*name, combined_name);
+            assert_eq!(*count, j as i32 - 8);
+            assert_eq!(
+                *text,
+                format!("(combined from similar events): Created pod: web-1-{j}")
+            );
+        }
+        // five minutes later the source may write one more
+        let later = start + Duration::from_secs(301);
+        let next = c.correlate(rs_event("Created pod: web-1-x", t0), later);
+        assert!(matches!(next, Some(Write::Update(_))), "{next:?}");
+        assert!(
+            c.correlate(rs_event("Created pod: web-1-y", t0), later)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_repeated_event_updates_the_first_one_with_its_count() {
+        let mut c = Correlator::default();
+        let now = Instant::now();
+        let t0 = jiff::Timestamp::now();
+        let first = c
+            .correlate(rs_event("Error creating: quota", t0), now)
+            .unwrap();
+        let later = t0 + jiff::SignedDuration::from_secs(5);
+        let second = c
+            .correlate(rs_event("Error creating: quota", later), now)
+            .unwrap();
+        let (Write::Create(first), Write::Update(second)) = (first, second) else {
+            panic!("a create, then an update");
+        };
+        assert_eq!(second.metadata.name, first.metadata.name);
+        assert_eq!(second.count, Some(2));
+        assert_eq!(second.first_timestamp, first.first_timestamp);
+        assert_eq!(second.last_timestamp, Some(Time(later)));
+    }
+
+    #[test]
+    fn similar_events_start_over_after_ten_quiet_minutes_and_objects_are_apart() {
+        let mut c = Correlator::default();
+        let start = Instant::now();
+        let t0 = jiff::Timestamp::now();
+        for i in 0..9 {
+            c.correlate(rs_event(&format!("m{i}"), t0), start);
+        }
+        let later = start + AGGREGATE_INTERVAL + Duration::from_secs(1);
+        let w = c.correlate(rs_event("m9", t0), later).unwrap();
+        assert_eq!(
+            message(&w).1,
+            "m9",
+            "the count of distinct messages started over"
+        );
+        // another object has its own allowance and its own similarity
+        let mut object = rs_event("m0", t0).involved_object;
+        object.name = Some("web-2".into());
+        object.uid = Some("u2".into());
+        let other = new_event(
+            object,
+            "Normal",
+            "SuccessfulCreate",
+            "m0".into(),
+            "replicaset-controller",
+            "host",
+            t0,
+        );
+        let w = c.correlate(other, later).unwrap();
+        assert_eq!(message(&w).0, "create");
+        assert!(message(&w).3.starts_with("web-2."));
     }
 }

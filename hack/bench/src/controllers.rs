@@ -21,7 +21,7 @@ use apiserver::Server;
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
@@ -234,6 +234,44 @@ async fn wait_pods(
     }
 }
 
+/// With `BENCH_MARKS` set, prints the monotonic clock (the one `perf` stamps samples
+/// with) at a phase boundary, so a system-wide profile can be cut to that phase.
+fn mark(what: &str) {
+    if std::env::var_os("BENCH_MARKS").is_some() {
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9);
+        eprintln!("# mark {now:.6} {what}");
+    }
+}
+
+/// With `BENCH_MARKS` set, prints how many pods were created, bound and ready in each
+/// 100 ms after `start`: where the time between create and bound went.
+fn timeline(start: Instant, times: &[PodTimes]) {
+    if std::env::var_os("BENCH_MARKS").is_none() {
+        return;
+    }
+    let bucket = |t: Option<Instant>| {
+        t.map(|t| (t.saturating_duration_since(start).as_millis() / 100) as usize)
+    };
+    let mut rows: Vec<[usize; 3]> = Vec::new();
+    for t in times {
+        for (column, at) in [t.created, t.bound, t.ready].into_iter().enumerate() {
+            if let Some(b) = bucket(at) {
+                if rows.len() <= b {
+                    rows.resize(b + 1, [0; 3]);
+                }
+                rows[b][column] += 1;
+            }
+        }
+    }
+    for (i, [created, bound, ready]) in rows.iter().enumerate() {
+        eprintln!(
+            "# {:>5.1} s  created {created:>4}  bound {bound:>4}  ready {ready:>4}",
+            i as f64 / 10.0
+        );
+    }
+}
+
 /// Seconds from `start` to each of `instants`, sorted.
 fn since(start: Instant, instants: impl Iterator<Item = Instant>) -> Vec<f64> {
     let mut v: Vec<f64> = instants
@@ -351,7 +389,11 @@ async fn main() -> Result<()> {
             "--controller-token-dir={}",
             dir.path().join("tokens").display()
         ))
-        .env("RUST_LOG", "warn")
+        // warnings only, unless the run asks for more (`BENCH_MANAGER_LOG=controllers=debug`)
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_MANAGER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .kill_on_drop(true)
         .spawn()
         .context("starting kube-controller-manager")?;
@@ -381,6 +423,20 @@ async fn main() -> Result<()> {
     }
     let names: Vec<&str> = node_names.iter().map(String::as_str).collect();
     let kubelet = fake_kubelet::FakeKubelet::start(admin.clone(), &names);
+    // As upstream's e2e framework does, the clock starts once the namespace's `default`
+    // ServiceAccount exists: the manager is then up and its controllers synced, so its
+    // start-up (every informer's first list) is not charged to the first Deployment.
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), NAMESPACE);
+    let deadline = Instant::now() + timeout;
+    while accounts.get_opt("default").await?.is_none() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out waiting for the default ServiceAccount"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // and lets the start-up's work (tokens, CA ConfigMaps, node taints) settle
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let tracker = Arc::new(Tracker::default());
     let watch = track(admin.clone(), tracker.clone());
     println!(
@@ -396,6 +452,7 @@ async fn main() -> Result<()> {
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     let n = args.replicas;
     let t0 = Instant::now();
+    mark("deployment created");
     deployments
         .create(&PostParams::default(), &deployment("big", n, "app:v1")?)
         .await?;
@@ -417,7 +474,9 @@ async fn main() -> Result<()> {
         "pods ready",
     )
     .await?;
+    mark("all ready");
     let times = tracker.times(is_big);
+    timeline(t0, &times);
     let to_bound = since(t0, times.iter().filter_map(|t| t.bound));
     let to_ready = since(t0, times.iter().filter_map(|t| t.ready));
     println!("## Deployment of {n} replicas");
