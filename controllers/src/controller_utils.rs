@@ -256,7 +256,9 @@ where
     let mut successes = 0;
     let mut batch = remaining.min(initial_batch_size.max(1));
     while batch > 0 {
+        let started = std::time::Instant::now();
         let results = futures::future::join_all((0..batch).map(|_| call())).await;
+        tracing::trace!(batch, took = ?started.elapsed(), "slow-start batch done");
         let mut first_error = None;
         for result in results {
             match result {

@@ -8,9 +8,12 @@
 //! revision and waits until the cache has seen it, as upstream's ConsistentListFromCache.
 //!
 //! Each event is an [`Arc<CachedEvent>`] shared by every watcher; what a watcher sends
-//! is computed once per event and media type (see [`CachedEvent::memo`]). A watcher
-//! that falls more than the broadcast capacity behind is cut off (its stream ends, the
-//! client re-watches from its last resourceVersion) instead of slowing the others.
+//! is computed once per event and media type (see [`CachedEvent::memo`]). The feed
+//! hands an event only to the watchers whose prefix holds its key, as upstream's
+//! per-resource cachers do: a pod event wakes the pod watchers, not the controller
+//! manager's forty other informers. A watcher that falls more than
+//! [`WATCHER_BACKLOG`] events behind is cut off (its stream ends, the client re-watches
+//! from its last resourceVersion) instead of slowing the others.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
@@ -18,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::{KeyValue, Revision, Storage, StorageError, WatchEvent, WatchOptions, prefix_end};
 
@@ -27,7 +30,7 @@ const ROOT: &str = "/registry/";
 /// Recent events kept for watches that start from an older resourceVersion.
 const WINDOW: usize = 10_000;
 /// Events a watcher may fall behind before it is cut off.
-const BROADCAST_CAPACITY: usize = 4_096;
+const WATCHER_BACKLOG: usize = 4_096;
 /// How often the cache asks the store for progress when nothing happens, so that its
 /// revision catches up with writes it does not hold (keys outside `/registry/`).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -105,8 +108,14 @@ struct State {
     window_start: Revision,
     /// False until the first list arrived (and while re-listing after an error).
     ready: bool,
-    /// Where events go to live watchers; replaced on re-list, which ends old watches.
-    events: Option<broadcast::Sender<Arc<CachedEvent>>>,
+    /// The live watchers; emptied on re-list, which ends their watches.
+    subscribers: Vec<Subscriber>,
+}
+
+/// A live watcher as the feed sees it: the keys it wants and where their events go.
+struct Subscriber {
+    prefix: String,
+    events: mpsc::Sender<Arc<CachedEvent>>,
 }
 
 impl State {
@@ -228,17 +237,9 @@ impl WatchCache {
     ) -> Result<CachedWatchStream, StorageError> {
         let prefix = prefix.to_owned();
         let served = {
-            let state = read(&self.state);
-            match &state.events {
-                Some(sender)
-                    if state.ready
-                        && prefix.starts_with(ROOT)
-                        && (after == 0 || after >= state.window_start) =>
-                {
-                    Some(self.start_from_memory(&state, sender, &prefix, after))
-                }
-                _ => None,
-            }
+            let mut state = write(&self.state);
+            (state.ready && prefix.starts_with(ROOT) && (after == 0 || after >= state.window_start))
+                .then(|| start_from_memory(&mut state, &prefix, after))
         };
         let Some((initial, from, receiver)) = served else {
             return self.watch_store(&prefix, after, options).await;
@@ -246,7 +247,6 @@ impl WatchCache {
         let (tx, rx) = mpsc::channel(1024);
         let revision = self.revision.clone();
         tokio::spawn(forward(
-            prefix,
             initial,
             from,
             receiver,
@@ -255,43 +255,6 @@ impl WatchCache {
             tx,
         ));
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
-    }
-
-    /// What a watch served from memory starts with: the initial events, the revision
-    /// they bring the watcher to, and its subscription to live events.
-    fn start_from_memory(
-        &self,
-        state: &State,
-        sender: &broadcast::Sender<Arc<CachedEvent>>,
-        prefix: &str,
-        after: Revision,
-    ) -> (
-        Vec<Arc<CachedEvent>>,
-        Revision,
-        broadcast::Receiver<Arc<CachedEvent>>,
-    ) {
-        {
-            // Subscribing under the lock: the feed publishes under the write lock, so
-            // every event after `state.revision` reaches this receiver.
-            let receiver = sender.subscribe();
-            let initial: Vec<Arc<CachedEvent>> = if after == 0 {
-                state
-                    .under(prefix)
-                    .map(|kv| CachedEvent::new(WatchEvent::Added(kv.clone())))
-                    .collect()
-            } else {
-                state
-                    .window
-                    .iter()
-                    .filter(|e| {
-                        e.event.revision() > after
-                            && e.event.key().is_some_and(|k| k.starts_with(prefix))
-                    })
-                    .cloned()
-                    .collect()
-            };
-            (initial, state.revision.max(after), receiver)
-        }
     }
 
     /// A watch the cache cannot serve, straight from the store, with events wrapped.
@@ -306,13 +269,47 @@ impl WatchCache {
     }
 }
 
+/// What a watch served from memory starts with: the initial events, the revision they
+/// bring the watcher to, and its subscription to live events. Under the write lock, so
+/// every event after `state.revision` reaches the subscription.
+fn start_from_memory(
+    state: &mut State,
+    prefix: &str,
+    after: Revision,
+) -> (
+    Vec<Arc<CachedEvent>>,
+    Revision,
+    mpsc::Receiver<Arc<CachedEvent>>,
+) {
+    let (events, receiver) = mpsc::channel(WATCHER_BACKLOG);
+    state.subscribers.push(Subscriber {
+        prefix: prefix.to_owned(),
+        events,
+    });
+    let initial: Vec<Arc<CachedEvent>> = if after == 0 {
+        state
+            .under(prefix)
+            .map(|kv| CachedEvent::new(WatchEvent::Added(kv.clone())))
+            .collect()
+    } else {
+        state
+            .window
+            .iter()
+            .filter(|e| {
+                e.event.revision() > after && e.event.key().is_some_and(|k| k.starts_with(prefix))
+            })
+            .cloned()
+            .collect()
+    };
+    (initial, state.revision.max(after), receiver)
+}
+
 /// One watcher: the initial events, then live ones under `prefix` after `from`, with
 /// bookmarks when asked; ends when the watcher is dropped or cut off.
 async fn forward(
-    prefix: String,
     initial: Vec<Arc<CachedEvent>>,
     mut from: Revision,
-    mut receiver: broadcast::Receiver<Arc<CachedEvent>>,
+    mut receiver: mpsc::Receiver<Arc<CachedEvent>>,
     revision: watch::Receiver<Revision>,
     bookmarks: Option<Duration>,
     tx: mpsc::Sender<Result<Arc<CachedEvent>, StorageError>>,
@@ -328,9 +325,10 @@ async fn forward(
     loop {
         tokio::select! {
             received = receiver.recv() => match received {
-                Ok(event) => {
+                // only events under the prefix arrive (the feed picks them)
+                Some(event) => {
                     let revision = event.event.revision();
-                    if revision <= from || !event.event.key().is_some_and(|k| k.starts_with(&prefix)) {
+                    if revision <= from {
                         continue;
                     }
                     from = revision;
@@ -338,9 +336,9 @@ async fn forward(
                         return;
                     }
                 }
-                // Lagged: cut off. Closed: the cache re-listed. Either way the client
-                // re-watches from the last resourceVersion it saw.
-                Err(_) => return,
+                // Cut off for falling behind, or the cache re-listed. Either way the
+                // client re-watches from the last resourceVersion it saw.
+                None => return,
             },
             _ = ticker.tick(), if bookmarks.is_some() => {
                 let current = *revision.borrow();
@@ -390,7 +388,6 @@ async fn feed(
         };
         {
             let mut state = write(&state);
-            let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
             *state = State {
                 objects: page
                     .items
@@ -401,7 +398,7 @@ async fn feed(
                 revision: page.revision,
                 window_start: page.revision,
                 ready: true,
-                events: Some(sender),
+                subscribers: Vec::new(),
             };
         }
         revision_tx.send_replace(page.revision);
@@ -425,7 +422,7 @@ async fn feed(
         }
         let mut state = write(&state);
         state.ready = false;
-        state.events = None;
+        state.subscribers.clear();
     }
 }
 
@@ -459,8 +456,14 @@ fn apply(state: &RwLock<State>, event: WatchEvent) -> Revision {
         state.window_start = oldest.event.revision();
     }
     state.window.push_back(shared.clone());
-    if let Some(sender) = &state.events {
-        let _ = sender.send(shared);
+    if let Some(key) = shared.event.key() {
+        state.subscribers.retain(|s| {
+            if !key.starts_with(&s.prefix) {
+                return !s.events.is_closed();
+            }
+            // full: the watcher fell WATCHER_BACKLOG events behind and is cut off
+            s.events.try_send(shared.clone()).is_ok()
+        });
     }
     state.revision
 }
@@ -593,7 +596,7 @@ mod tests {
             .watch("/registry/cm/", 0, WatchOptions::default())
             .await
             .unwrap();
-        let total = BROADCAST_CAPACITY + 2_000;
+        let total = WATCHER_BACKLOG + 2_000;
         let reader = tokio::spawn(async move {
             let mut seen = 0;
             while seen < total {
@@ -623,6 +626,51 @@ mod tests {
             drained < total,
             "the slow watcher was cut off after {drained}"
         );
+    }
+
+    #[tokio::test]
+    async fn events_reach_only_the_watchers_under_their_prefix() {
+        let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+        let cache = ready_cache(store.clone()).await;
+        let mut configmaps = cache
+            .watch("/registry/cm/", 0, WatchOptions::default())
+            .await
+            .unwrap();
+        let mut pods = cache
+            .watch("/registry/pods/", 0, WatchOptions::default())
+            .await
+            .unwrap();
+        let gone = cache
+            .watch("/registry/pods/", 0, WatchOptions::default())
+            .await
+            .unwrap();
+        drop(gone);
+        store.create("/registry/pods/a", value("1")).await.unwrap();
+        store.create("/registry/cm/b", value("2")).await.unwrap();
+        let key = |e: Arc<CachedEvent>| e.event.key().map(str::to_owned);
+        assert_eq!(
+            key(pods.next().await.unwrap().unwrap()).as_deref(),
+            Some("/registry/pods/a")
+        );
+        // the pod event never reached the configmap watcher
+        assert_eq!(
+            key(configmaps.next().await.unwrap().unwrap()).as_deref(),
+            Some("/registry/cm/b")
+        );
+        // a dropped watcher's subscription goes with the next event after it ended
+        let mut subscribers = usize::MAX;
+        for i in 0..100 {
+            store
+                .create(&format!("/registry/other/{i}"), value("x"))
+                .await
+                .unwrap();
+            subscribers = read(&cache.state).subscribers.len();
+            if subscribers == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(subscribers, 2);
     }
 
     #[tokio::test]

@@ -240,7 +240,7 @@ fn mark(what: &str) {
     if std::env::var_os("BENCH_MARKS").is_some() {
         let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9);
-        eprintln!("# mark {now:.6} {what}");
+        eprintln!("# mark {now:.6} {} {what}", jiff::Timestamp::now());
     }
 }
 

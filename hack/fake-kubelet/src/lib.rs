@@ -28,7 +28,7 @@
 //! deleted): the watch may show a pod again before our own patch is visible, and two
 //! concurrent patches of one pod would race.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -284,6 +284,10 @@ async fn run_pods(
         .boxed();
     let ip = Arc::new(AtomicU32::new(0));
     let handled: Handled = Arc::default();
+    // A kubelet's status manager writes one pod status at a time: so does each fake
+    // node, rather than every pod bound to it at once (which would also open as many
+    // HTTP/1.1 connections).
+    let mut in_flight: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
     while let Some(event) = events.next().await {
         let pod = match event {
             Ok(Event::Apply(pod) | Event::InitApply(pod)) => pod,
@@ -309,7 +313,18 @@ async fn run_pods(
         let ip = ip.clone();
         let started = started.clone();
         let handled = handled.clone();
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        let in_flight = in_flight
+            .entry(node)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1)))
+            .clone();
         tokio::spawn(async move {
+            // never closed; without a permit the step goes ahead anyway
+            let _permit = in_flight.acquire_owned().await.ok();
             let result = match step {
                 Step::Start => start(&client, &pod, &ip, &started).await,
                 Step::Finish => finish(&client, &pod).await,
