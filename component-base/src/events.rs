@@ -16,7 +16,6 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use hashlink::LruCache;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -26,8 +25,10 @@ use kube::api::{Patch, PatchParams, PostParams};
 /// How many events may wait to be written; more are dropped (as upstream's broadcaster
 /// drops when its queue is full) rather than slowing its caller down.
 const QUEUE: usize = 10_000;
-/// Events written at once.
-const CONCURRENCY: usize = 16;
+/// Writers working at once. Each writes its events one after another, and all events
+/// about one object go to the same writer, so an Event's create lands before the
+/// patches that count its repeats, in order (upstream writes every event in turn).
+const LANES: usize = 16;
 /// Entries each of the correlator's caches keeps (upstream's `maxLruCacheEntries`).
 const CACHE_ENTRIES: usize = 4096;
 /// Distinct messages of similar events before they are combined
@@ -43,30 +44,47 @@ const SPAM_QPS: f64 = 1.0 / 300.0;
 /// The message prefix of a combined event (`EventAggregatorByReasonMessageFunc`).
 const COMBINED_PREFIX: &str = "(combined from similar events): ";
 
-/// Sends events to the writer task.
+/// Sends events to the writer tasks.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: tokio::sync::mpsc::Sender<Write>,
+    lanes: std::sync::Arc<Vec<tokio::sync::mpsc::Sender<Write>>>,
     correlator: std::sync::Arc<std::sync::Mutex<Correlator>>,
     host: String,
 }
 
 impl Recorder {
-    /// Starts the writer on the current runtime.
+    /// Starts the writers on the current runtime, with client-go's event correlator
+    /// (aggregation, counting, the spam filter), as a controller's recorder.
     pub fn start(client: kube::Client, host: String) -> Recorder {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Write>(QUEUE);
-        tokio::spawn(
-            tokio_stream::wrappers::ReceiverStream::new(rx).for_each_concurrent(
-                CONCURRENCY,
-                move |w| {
-                    let client = client.clone();
-                    async move { write(client, w).await }
-                },
-            ),
-        );
+        Recorder::with_correlator(client, host, Correlator::default())
+    }
+
+    /// Starts the writers with repeats counted but neither combined nor rate-limited,
+    /// as upstream's events.k8s.io recorder (the scheduler's) counts a series.
+    pub fn start_counting_only(client: kube::Client, host: String) -> Recorder {
+        let correlator = Correlator {
+            counting_only: true,
+            ..Correlator::default()
+        };
+        Recorder::with_correlator(client, host, correlator)
+    }
+
+    fn with_correlator(client: kube::Client, host: String, correlator: Correlator) -> Recorder {
+        let lanes = (0..LANES)
+            .map(|_| {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Write>(QUEUE / LANES);
+                let client = client.clone();
+                tokio::spawn(async move {
+                    while let Some(w) = rx.recv().await {
+                        write(client.clone(), w).await;
+                    }
+                });
+                tx
+            })
+            .collect();
         Recorder {
-            tx,
-            correlator: Default::default(),
+            lanes: std::sync::Arc::new(lanes),
+            correlator: std::sync::Arc::new(std::sync::Mutex::new(correlator)),
             host,
         }
     }
@@ -93,6 +111,17 @@ impl Recorder {
         message: String,
         component: &str,
     ) {
+        let lane = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (&object.uid, &object.namespace, &object.name).hash(&mut hasher);
+            (hasher.finish() % LANES as u64) as usize
+        };
+        // a full queue drops the event before the correlator counts it, as upstream's
+        // broadcaster drops before correlating
+        let Ok(slot) = self.lanes[lane].try_reserve() else {
+            return;
+        };
         let event = new_event(
             object,
             type_,
@@ -108,8 +137,7 @@ impl Recorder {
             .unwrap_or_else(|e| e.into_inner())
             .correlate(event, Instant::now());
         if let Some(write) = write {
-            // a full queue drops the event, as upstream does
-            let _ = self.tx.try_send(write);
+            slot.send(write);
         }
     }
 }
@@ -192,6 +220,8 @@ struct Correlator {
     aggregates: LruCache<String, Aggregate>,
     observations: LruCache<String, Observation>,
     allowances: LruCache<String, Allowance>,
+    /// Deduplication only (the events.k8s.io recorder's series).
+    counting_only: bool,
 }
 
 impl Default for Correlator {
@@ -200,6 +230,7 @@ impl Default for Correlator {
             aggregates: LruCache::new(CACHE_ENTRIES),
             observations: LruCache::new(CACHE_ENTRIES),
             allowances: LruCache::new(CACHE_ENTRIES),
+            counting_only: false,
         }
     }
 }
@@ -226,7 +257,7 @@ impl Correlator {
     fn correlate(&mut self, event: Event, now: Instant) -> Option<Write> {
         let (event, key) = self.aggregate(event, now);
         let event = self.observe(event, key);
-        if !self.allow(&event, now) {
+        if !self.counting_only && !self.allow(&event, now) {
             return None;
         }
         Some(if event.count.unwrap_or(1) > 1 {
@@ -259,6 +290,9 @@ impl Correlator {
             message.clone(),
         ]
         .join("\u{0}");
+        if self.counting_only {
+            return (event, full);
+        }
         let recent = self
             .aggregates
             .get(&similar)
@@ -476,6 +510,28 @@ mod tests {
             c.correlate(rs_event("Created pod: web-1-y", t0), later)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn counting_only_neither_combines_nor_drops() {
+        let mut c = Correlator {
+            counting_only: true,
+            ..Correlator::default()
+        };
+        let now = Instant::now();
+        let t0 = jiff::Timestamp::now();
+        let writes: Vec<_> = (0..40)
+            .filter_map(|i| c.correlate(rs_event(&format!("m{}", i % 20), t0), now))
+            .map(|w| message(&w))
+            .collect();
+        assert_eq!(writes.len(), 40);
+        assert!(
+            writes
+                .iter()
+                .all(|(_, text, _, _)| !text.starts_with(COMBINED_PREFIX))
+        );
+        // the second round repeats the first: counted
+        assert_eq!((writes[20].0, writes[20].2), ("update", 2));
     }
 
     #[test]

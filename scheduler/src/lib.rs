@@ -215,7 +215,7 @@ fn prepare(
         cache: Arc::new(Mutex::new(cache::Cache::new())),
         queue: queue.clone(),
         client: Some(client.clone()),
-        recorder: Some(component_base::events::Recorder::start(
+        recorder: Some(component_base::events::Recorder::start_counting_only(
             client.clone(),
             host.split('_').next().unwrap_or("").to_owned(),
         )),

@@ -236,11 +236,24 @@ impl WatchCache {
         options: WatchOptions,
     ) -> Result<CachedWatchStream, StorageError> {
         let prefix = prefix.to_owned();
-        let served = {
-            let mut state = write(&self.state);
-            (state.ready && prefix.starts_with(ROOT) && (after == 0 || after >= state.window_start))
-                .then(|| start_from_memory(&mut state, &prefix, after))
+        let servable = |state: &State| {
+            state.ready && prefix.starts_with(ROOT) && (after == 0 || after >= state.window_start)
         };
+        // Subscribe first (a short write lock), then copy the initial events under a
+        // read lock: an event applied in between is both in the copy and in the
+        // subscription, and `forward` drops the second by its revision.
+        let receiver = {
+            let mut state = write(&self.state);
+            servable(&state).then(|| subscribe(&mut state, &prefix))
+        };
+        let served = receiver.and_then(|receiver| {
+            let state = read(&self.state);
+            // the window may have moved on (or the cache re-listed) meanwhile
+            servable(&state).then(|| {
+                let (initial, from) = initial_events(&state, &prefix, after);
+                (initial, from, receiver)
+            })
+        });
         let Some((initial, from, receiver)) = served else {
             return self.watch_store(&prefix, after, options).await;
         };
@@ -269,23 +282,25 @@ impl WatchCache {
     }
 }
 
-/// What a watch served from memory starts with: the initial events, the revision they
-/// bring the watcher to, and its subscription to live events. Under the write lock, so
-/// every event after `state.revision` reaches the subscription.
-fn start_from_memory(
-    state: &mut State,
-    prefix: &str,
-    after: Revision,
-) -> (
-    Vec<Arc<CachedEvent>>,
-    Revision,
-    mpsc::Receiver<Arc<CachedEvent>>,
-) {
+/// A watcher's subscription to live events under `prefix`: every event the feed
+/// applies from now on.
+fn subscribe(state: &mut State, prefix: &str) -> mpsc::Receiver<Arc<CachedEvent>> {
     let (events, receiver) = mpsc::channel(WATCHER_BACKLOG);
     state.subscribers.push(Subscriber {
         prefix: prefix.to_owned(),
         events,
     });
+    receiver
+}
+
+/// The events a watch from `after` starts with (the objects under `prefix` as ADDED
+/// when `after` is 0, else the window's events after it) and the revision they bring
+/// the watcher to.
+fn initial_events(
+    state: &State,
+    prefix: &str,
+    after: Revision,
+) -> (Vec<Arc<CachedEvent>>, Revision) {
     let initial: Vec<Arc<CachedEvent>> = if after == 0 {
         state
             .under(prefix)
@@ -301,7 +316,7 @@ fn start_from_memory(
             .cloned()
             .collect()
     };
-    (initial, state.revision.max(after), receiver)
+    (initial, state.revision.max(after))
 }
 
 /// One watcher: the initial events, then live ones under `prefix` after `from`, with
@@ -341,10 +356,28 @@ async fn forward(
                 None => return,
             },
             _ = ticker.tick(), if bookmarks.is_some() => {
+                // The feed hands events out before it advances the revision: every
+                // event up to `current` is queued here. Send them first, or the
+                // bookmark would claim them sent and the client skip them.
                 let current = *revision.borrow();
-                if current > from {
-                    from = current;
+                loop {
+                    match receiver.try_recv() {
+                        Ok(event) => {
+                            let revision = event.event.revision();
+                            if revision <= from {
+                                continue;
+                            }
+                            from = revision;
+                            if tx.send(Ok(event)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        // cut off: no bookmark past the events it missed
+                        Err(mpsc::error::TryRecvError::Disconnected) => return,
+                    }
                 }
+                from = from.max(current);
                 let bookmark = CachedEvent::new(WatchEvent::Bookmark(from));
                 if tx.send(Ok(bookmark)).await.is_err() {
                     return;
@@ -626,6 +659,40 @@ mod tests {
             drained < total,
             "the slow watcher was cut off after {drained}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_bookmark_never_passes_events_not_yet_sent() {
+        let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+        let cache = ready_cache(store.clone()).await;
+        let options = WatchOptions {
+            progress_notify: Some(Duration::from_millis(1)),
+        };
+        let mut watch = cache.watch("/registry/cm/", 0, options).await.unwrap();
+        let total = 2_000;
+        for i in 0..total {
+            store
+                .create(&format!("/registry/cm/k{i:05}"), value("v"))
+                .await
+                .unwrap();
+        }
+        // with bookmarks passing queued events, those events are dropped and this
+        // never ends (bookmarks keep coming): a deadline makes that a failure
+        let all_arrive = tokio::time::timeout(Duration::from_secs(20), async {
+            let (mut seen, mut bookmarked) = (0, 0);
+            while seen < total {
+                let event = watch.next().await.unwrap().unwrap();
+                match &event.event {
+                    WatchEvent::Bookmark(revision) => bookmarked = *revision,
+                    other => {
+                        assert!(other.revision() > bookmarked, "an event behind a bookmark");
+                        seen += 1;
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(all_arrive.is_ok(), "every event arrives");
     }
 
     #[tokio::test]

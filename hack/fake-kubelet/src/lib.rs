@@ -323,6 +323,8 @@ async fn run_pods(
             .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1)))
             .clone();
         tokio::spawn(async move {
+            // the containers run side by side; only the status writes take turns
+            tokio::time::sleep(running_time(&step, &pod)).await;
             // never closed; without a permit the step goes ahead anyway
             let _permit = in_flight.acquire_owned().await.ok();
             let result = match step {
@@ -409,12 +411,21 @@ async fn terminate(client: &kube::Client, pod: &Pod, code: i32) -> Result<(), ku
         .map(|_| ())
 }
 
+/// How long the pod's containers run before `step` reports them exited (a restart
+/// takes at least a second, so a crash loop does not spin).
+fn running_time(step: &Step, pod: &Pod) -> Duration {
+    match step {
+        Step::Finish if exit_code(pod).is_some() => run_time(pod),
+        Step::Restart(_) if exit_code(pod).is_some() => run_time(pod).max(Duration::from_secs(1)),
+        _ => Duration::ZERO,
+    }
+}
+
 /// The pod's containers ran their time and exited with the code it asked for.
 async fn finish(client: &kube::Client, pod: &Pod) -> Result<(), kube::Error> {
     let Some(code) = exit_code(pod) else {
         return Ok(());
     };
-    tokio::time::sleep(run_time(pod)).await;
     // it may have been deleted (and reported killed) meanwhile
     let (api, name) = pod_api(client, pod);
     let Some(current) = api.get_opt(&name).await? else {
@@ -435,7 +446,6 @@ async fn restart(client: &kube::Client, pod: &Pod) -> Result<(), kube::Error> {
     let Some(code) = exit_code(pod) else {
         return Ok(());
     };
-    tokio::time::sleep(run_time(pod).max(Duration::from_secs(1))).await;
     let (api, name) = pod_api(client, pod);
     let at = now();
     let count = restarts(pod).saturating_add(1);
