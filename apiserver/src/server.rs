@@ -38,6 +38,8 @@ use crate::registry::Registry;
 use crate::registry::informer::Informer;
 use crate::storage::{self, DEFAULT_COMPACTION_INTERVAL, OpenError, Storage, etcd};
 
+/// Concurrent streams a client may open on one HTTP/2 connection.
+const HTTP2_MAX_STREAMS: u32 = 250;
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for open connections to finish their requests.
@@ -206,7 +208,11 @@ impl Server {
         } = self;
         let router = http::router(state.clone());
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // upstream's default streams per HTTP/2 connection (`--http2-max-streams-per-connection`
+        // 0: golang's 250, made explicit in its secure serving); a client multiplexes its
+        // watches and requests over one connection, so hyper's 200 would be tighter
+        builder.http2().max_concurrent_streams(HTTP2_MAX_STREAMS);
         tracing::info!(address = %local_addr, "serving securely");
         tokio::pin!(shutdown);
         loop {
@@ -222,6 +228,9 @@ impl Server {
                     }
                 },
             };
+            // as Go's listeners: an HTTP/2 response goes out in several frames, and
+            // Nagle's algorithm would hold the later ones for the client's delayed ACK
+            let _ = tcp.set_nodelay(true);
             let (acceptor, router, builder, watcher) = (
                 acceptor.clone(),
                 router.clone(),

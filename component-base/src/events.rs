@@ -255,9 +255,11 @@ fn source_and_object(event: &Event) -> String {
 impl Correlator {
     /// What to write for `event`, or `None` when the spam filter drops it.
     fn correlate(&mut self, event: Event, now: Instant) -> Option<Write> {
-        let (event, key) = self.aggregate(event, now);
+        // the combined event keeps the source and object, so one key serves all steps
+        let source_and_object = source_and_object(&event);
+        let (event, key) = self.aggregate(event, &source_and_object, now);
         let event = self.observe(event, key);
-        if !self.counting_only && !self.allow(&event, now) {
+        if !self.counting_only && !self.allow(source_and_object, now) {
             return None;
         }
         Some(if event.count.unwrap_or(1) > 1 {
@@ -270,12 +272,17 @@ impl Correlator {
     /// Upstream's `EventAggregate`: the event itself and its full key, or, from the
     /// tenth distinct message of similar events on, the combined event and the key of
     /// the similarity.
-    fn aggregate(&mut self, event: Event, now: Instant) -> (Event, String) {
+    fn aggregate(
+        &mut self,
+        event: Event,
+        source_and_object: &str,
+        now: Instant,
+    ) -> (Event, String) {
         let object = &event.involved_object;
         let field = |v: &Option<String>| v.clone().unwrap_or_default();
         let message = field(&event.message);
         let similar = [
-            source_and_object(&event),
+            source_and_object.to_owned(),
             field(&event.type_),
             field(&event.reason),
             field(&event.reporting_component),
@@ -283,7 +290,7 @@ impl Correlator {
         ]
         .join("\u{0}");
         let full = [
-            source_and_object(&event),
+            source_and_object.to_owned(),
             field(&object.field_path),
             field(&event.type_),
             field(&event.reason),
@@ -351,9 +358,8 @@ impl Correlator {
     }
 
     /// Upstream's `EventSourceObjectSpamFilter`: whether the source may still write
-    /// about the object.
-    fn allow(&mut self, event: &Event, now: Instant) -> bool {
-        let key = source_and_object(event);
+    /// about the object (`key`, from [`source_and_object`]).
+    fn allow(&mut self, key: String, now: Instant) -> bool {
         if self.allowances.get(&key).is_none() {
             self.allowances.insert(
                 key.clone(),

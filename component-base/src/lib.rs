@@ -1,8 +1,9 @@
 //! What the control-plane components beside the apiserver share, as upstream's
 //! `k8s.io/component-base` and client-go's `leaderelection`: Lease-based leader
-//! election ([`leader_election`]), the event recorder ([`events`]) and the secure port serving `/healthz`, `/readyz`,
+//! election ([`leader_election`]), the API client's HTTP/2 transport ([`client`]), the event recorder ([`events`]) and the secure port serving `/healthz`, `/readyz`,
 //! `/livez` and `/metrics` ([`serving`]).
 
+pub mod client;
 pub mod events;
 pub mod leader_election;
 pub mod serving;

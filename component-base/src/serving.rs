@@ -81,6 +81,8 @@ impl SecurePort {
                     continue;
                 }
             };
+            // as Go's listeners (HTTP/2 frames must not wait for delayed ACKs)
+            let _ = tcp.set_nodelay(true);
             let (acceptor, router, builder) =
                 (self.acceptor.clone(), router.clone(), builder.clone());
             tokio::spawn(async move {

@@ -88,7 +88,7 @@ impl Credentials {
             token_file: Some(self.token_path(controller).display().to_string()),
             ..Default::default()
         };
-        Ok(Client::try_from(config)?)
+        Ok(component_base::client::client(config)?)
     }
 
     /// Renews every issued token periodically, forever.

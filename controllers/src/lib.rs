@@ -634,7 +634,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let enabled = enabled(&options.controllers)?;
-    let manager = kube::Client::try_from(options.config.clone())?;
+    let manager = component_base::client::client(options.config.clone())?;
     let server = match options.serve {
         Some(address) => {
             let port =

@@ -225,7 +225,7 @@ async fn start_scheduler(
     stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, UpError> {
     let config = component_client_config(pki, url, "scheduler", "kube-scheduler").await?;
-    let client = kube::Client::try_from(config).map_err(|e| UpError::ComponentConfig {
+    let client = component_base::client::client(config).map_err(|e| UpError::ComponentConfig {
         component: "kube-scheduler",
         reason: e.to_string(),
     })?;

@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         }
         None => kube::Config::infer().await?,
     };
-    let client = kube::Client::try_from(client_config)?;
+    let client = component_base::client::client(client_config)?;
     let serve =
         (flags.secure_port != 0).then(|| SocketAddr::new(flags.bind_address, flags.secure_port));
     // SIGINT or SIGTERM stops it cleanly, releasing the lease

@@ -514,6 +514,14 @@ mod tests {
 
     use bytes::Bytes;
 
+    /// A watch of everything under `prefix`, from the current objects on.
+    async fn watch_all(cache: &WatchCache, prefix: &str) -> CachedWatchStream {
+        cache
+            .watch(prefix, 0, WatchOptions::default())
+            .await
+            .unwrap()
+    }
+
     fn value(s: &str) -> Bytes {
         Bytes::from(s.to_owned())
     }
@@ -580,10 +588,7 @@ mod tests {
         ));
 
         // From 0: the current objects as ADDED.
-        let mut fresh = cache
-            .watch("/registry/cm/", 0, WatchOptions::default())
-            .await
-            .unwrap();
+        let mut fresh = watch_all(&cache, "/registry/cm/").await;
         match &fresh.next().await.unwrap().unwrap().event {
             WatchEvent::Added(kv) => assert_eq!(kv.value, value("1b")),
             other => panic!("expected ADDED, got {other:?}"),
@@ -594,14 +599,8 @@ mod tests {
     async fn events_are_shared_between_watchers_and_memos_computed_once() {
         let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
         let cache = ready_cache(store.clone()).await;
-        let mut one = cache
-            .watch("/registry/cm/", 0, WatchOptions::default())
-            .await
-            .unwrap();
-        let mut two = cache
-            .watch("/registry/cm/", 0, WatchOptions::default())
-            .await
-            .unwrap();
+        let mut one = watch_all(&cache, "/registry/cm/").await;
+        let mut two = watch_all(&cache, "/registry/cm/").await;
         store.create("/registry/cm/x", value("v")).await.unwrap();
         let a = one.next().await.unwrap().unwrap();
         let b = two.next().await.unwrap().unwrap();
@@ -621,14 +620,8 @@ mod tests {
     async fn a_watcher_that_falls_behind_is_cut_off_without_slowing_others() {
         let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
         let cache = ready_cache(store.clone()).await;
-        let mut slow = cache
-            .watch("/registry/cm/", 0, WatchOptions::default())
-            .await
-            .unwrap();
-        let mut fast = cache
-            .watch("/registry/cm/", 0, WatchOptions::default())
-            .await
-            .unwrap();
+        let mut slow = watch_all(&cache, "/registry/cm/").await;
+        let mut fast = watch_all(&cache, "/registry/cm/").await;
         let total = WATCHER_BACKLOG + 2_000;
         let reader = tokio::spawn(async move {
             let mut seen = 0;
@@ -699,18 +692,9 @@ mod tests {
     async fn events_reach_only_the_watchers_under_their_prefix() {
         let store: Arc<dyn Storage> = Arc::new(MemoryStore::new());
         let cache = ready_cache(store.clone()).await;
-        let mut configmaps = cache
-            .watch("/registry/cm/", 0, WatchOptions::default())
-            .await
-            .unwrap();
-        let mut pods = cache
-            .watch("/registry/pods/", 0, WatchOptions::default())
-            .await
-            .unwrap();
-        let gone = cache
-            .watch("/registry/pods/", 0, WatchOptions::default())
-            .await
-            .unwrap();
+        let mut configmaps = watch_all(&cache, "/registry/cm/").await;
+        let mut pods = watch_all(&cache, "/registry/pods/").await;
+        let gone = watch_all(&cache, "/registry/pods/").await;
         drop(gone);
         store.create("/registry/pods/a", value("1")).await.unwrap();
         store.create("/registry/cm/b", value("2")).await.unwrap();

@@ -107,5 +107,5 @@ pub async fn client_of(kubeconfig: &str) -> Result<kube::Client> {
     let kubeconfig = Kubeconfig::from_yaml(kubeconfig)?;
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(component_base::client::client(config)?)
 }
