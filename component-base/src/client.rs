@@ -29,11 +29,22 @@ const PING_AFTER: Duration = Duration::from_secs(30);
 /// ...and closes it when the ping is not answered within this.
 const PING_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// TCP keep-alive probes after this long idle, as Go's dialer sends them.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+
 /// A client for `config` that multiplexes its requests over HTTP/2 where it can.
+///
+/// A kubeconfig naming a proxy or an exec credential plugin gets kube-rs's own
+/// client instead: its proxy tunnels and its expiry of exec-issued certificates are
+/// not ours to redo, and such kubeconfigs belong to people, not components.
 pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    if config.proxy_url.is_some() || config.auth_info.exec.is_some() {
+        return kube::Client::try_from(config);
+    }
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_connect_timeout(config.connect_timeout);
+    tcp.set_keepalive(Some(TCP_KEEPALIVE));
     tcp.set_nodelay(true);
     let tls = config.rustls_client_config()?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -71,15 +82,25 @@ pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
 mod tests {
     use super::*;
 
+    /// A static token (`--token-auth-file`) of a cluster admin.
+    const ADMIN_TOKEN: &str = "exec-issued-token";
+
     /// An apiserver on the embedded store in `dir`, serving until the test ends, and a
     /// kube config for its admin.
     async fn apiserver(dir: &std::path::Path) -> kube::Config {
+        let tokens = dir.join("tokens.csv");
+        std::fs::write(
+            &tokens,
+            format!("{ADMIN_TOKEN},exec-admin,1,system:masters\n"),
+        )
+        .unwrap();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut options = apiserver::ServerOptions::defaults();
         options.secure_port = 0;
         options.bind_address = [127, 0, 0, 1].into();
         options.storage_url = Some(format!("sqlite://{}", dir.join("store.db").display()));
         options.cert_dir = dir.join("pki");
+        options.token_auth_file = Some(tokens);
         let server = apiserver::Server::bind(&options).await.unwrap();
         let kubeconfig = server.admin_kubeconfig().unwrap();
         tokio::spawn(server.serve(std::future::pending()));
@@ -117,6 +138,34 @@ mod tests {
         let theirs = kube::Client::try_from(config).unwrap();
         assert_eq!(
             version_of(&theirs, "/api/v1/namespaces").await,
+            http::Version::HTTP_11
+        );
+    }
+
+    /// A kubeconfig with an exec credential plugin keeps kube-rs's own client, which
+    /// runs the plugin (and so speaks HTTP/1.1).
+    #[tokio::test]
+    async fn exec_plugin_kubeconfigs_keep_kube_rs_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = apiserver(dir.path()).await;
+        let credential = serde_json::json!({
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {"token": ADMIN_TOKEN},
+        });
+        let exec = serde_json::json!({
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": "echo",
+            "args": [credential.to_string()],
+            "interactiveMode": "Never",
+        });
+        config.auth_info = kube::config::AuthInfo {
+            exec: Some(serde_json::from_value(exec).unwrap()),
+            ..Default::default()
+        };
+        let client = client(config).unwrap();
+        assert_eq!(
+            version_of(&client, "/api/v1/namespaces").await,
             http::Version::HTTP_11
         );
     }

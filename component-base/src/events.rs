@@ -43,6 +43,11 @@ const SPAM_BURST: f64 = 25.0;
 const SPAM_QPS: f64 = 1.0 / 300.0;
 /// The message prefix of a combined event (`EventAggregatorByReasonMessageFunc`).
 const COMBINED_PREFIX: &str = "(combined from similar events): ";
+/// Attempts at writing one event while the apiserver cannot be reached
+/// (`maxTriesPerEvent`)...
+const WRITE_TRIES: u32 = 12;
+/// ...and the pause between them (`defaultSleepDuration`).
+const RETRY_PAUSE: Duration = Duration::from_secs(10);
 
 /// Sends events to the writer tasks.
 #[derive(Clone)]
@@ -76,7 +81,7 @@ impl Recorder {
                 let client = client.clone();
                 tokio::spawn(async move {
                     while let Some(w) = rx.recv().await {
-                        write(client.clone(), w).await;
+                        write_with_retries(&client, &w, RETRY_PAUSE).await;
                     }
                 });
                 tx
@@ -384,7 +389,54 @@ impl Correlator {
     }
 }
 
-async fn write(client: kube::Client, write: Write) {
+/// Writes an event, trying again while the apiserver cannot be reached, as client-go's
+/// `recordToSink`: up to [`WRITE_TRIES`] attempts, [`RETRY_PAUSE`] apart, the first
+/// pause a random part of it so that clients that lost the apiserver together do not
+/// come back together. An answer from the server, even a refusal, ends it: something
+/// about the event is wrong and trying again would not mend it. The lane waits
+/// meanwhile, as upstream's writer does ("hold everything while we keep trying").
+async fn write_with_retries(client: &kube::Client, write: &Write, pause: Duration) {
+    for attempt in 1..=WRITE_TRIES {
+        match write_once(client.clone(), write).await {
+            Ok(()) => return,
+            Err(e) if !unreachable(&e) => {
+                // refused (the namespace is terminating, say); events are best effort
+                tracing::debug!(error = %e, "the apiserver refused an event; not retrying");
+                return;
+            }
+            Err(e) if attempt == WRITE_TRIES => {
+                tracing::error!(error = %e, "unable to write an event (retry limit exceeded)");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, attempt, "unable to write an event; retrying");
+                let pause = if attempt == 1 {
+                    pause.mul_f64(rand::random::<f64>())
+                } else {
+                    pause
+                };
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// Whether a write failed for want of the server (worth retrying) rather than being
+/// answered, unbuildable or answered with something unexpected (upstream's
+/// `StatusError`, `RequestConstructionError` and `UnexpectedObjectError`).
+fn unreachable(error: &kube::Error) -> bool {
+    !matches!(
+        error,
+        kube::Error::Api(_)
+            | kube::Error::BuildRequest(_)
+            | kube::Error::HttpError(_)
+            | kube::Error::SerdeError(_)
+    )
+}
+
+/// One attempt: a repeat patches the earlier Event (created anew when it is gone), a
+/// first occurrence creates it.
+async fn write_once(client: kube::Client, write: &Write) -> Result<(), kube::Error> {
     let (event, update) = match write {
         Write::Create(event) => (event, false),
         Write::Update(event) => (event, true),
@@ -402,18 +454,17 @@ async fn write(client: kube::Client, write: Write) {
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => return,
+            Ok(_) => return Ok(()),
             // gone (expired, deleted): written anew with its count, as upstream does
             Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "updating event");
-                return;
-            }
+            Err(e) => return Err(e),
         }
     }
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
-        // the namespace may be going away; events are best effort, as upstream's
-        tracing::debug!(error = %e, "writing event");
+    match api.create(&PostParams::default(), event).await {
+        Ok(_) => Ok(()),
+        // already written (an earlier attempt landed after all), as upstream's
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -592,5 +643,81 @@ mod tests {
         let w = c.correlate(other, later).unwrap();
         assert_eq!(message(&w).0, "create");
         assert!(message(&w).3.starts_with("web-2."));
+    }
+
+    /// A kube client whose every request is answered by `answer(n)` (n counts from 1),
+    /// and the count of requests it saw.
+    fn scripted_client(
+        answer: fn(usize) -> Option<(u16, serde_json::Value)>,
+    ) -> (kube::Client, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let service = tower::service_fn(move |_: http::Request<kube::client::Body>| {
+            let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let Some((status, body)) = answer(n) else {
+                    return Err::<_, tower::BoxError>("connection refused".into());
+                };
+                let body = kube::client::Body::from(serde_json::to_vec(&body).unwrap());
+                Ok(http::Response::builder().status(status).body(body).unwrap())
+            }
+        });
+        (kube::Client::new(service, "default"), calls)
+    }
+
+    fn created() -> serde_json::Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "web-1.1", "namespace": "prod"}, "involvedObject": {}})
+    }
+
+    fn calls(counter: &std::sync::atomic::AtomicUsize) -> usize {
+        counter.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn writes_are_retried_while_the_apiserver_cannot_be_reached() {
+        let write = Write::Create(rs_event("Created pod: web-1-a", jiff::Timestamp::now()));
+        let pause = Duration::from_millis(1);
+        // three transport failures, then the server answers
+        let (client, seen) = scripted_client(|n| (n > 3).then(|| (201, created())));
+        write_with_retries(&client, &write, pause).await;
+        assert_eq!(calls(&seen), 4);
+        // never reachable: upstream's twelve attempts, then it gives up
+        let (client, seen) = scripted_client(|_| None);
+        write_with_retries(&client, &write, pause).await;
+        assert_eq!(calls(&seen), WRITE_TRIES as usize);
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_is_not_retried() {
+        let write = Write::Create(rs_event("Created pod: web-1-a", jiff::Timestamp::now()));
+        let (client, seen) = scripted_client(|_| {
+            let status = serde_json::json!({"apiVersion": "v1", "kind": "Status",
+                "status": "Failure", "reason": "Forbidden", "code": 403,
+                "message": "events is forbidden: unable to create new content in namespace prod because it is being terminated"});
+            Some((403, status))
+        });
+        write_with_retries(&client, &write, Duration::from_millis(1)).await;
+        assert_eq!(calls(&seen), 1);
+    }
+
+    #[tokio::test]
+    async fn a_repeat_of_a_gone_event_is_created_anew() {
+        let mut event = rs_event("Created pod: web-1-a", jiff::Timestamp::now());
+        event.count = Some(2);
+        // the patch finds nothing (404), the create lands
+        let (client, seen) = scripted_client(|n| {
+            Some(match n {
+                1 => (
+                    404,
+                    serde_json::json!({"apiVersion": "v1", "kind": "Status",
+                    "status": "Failure", "reason": "NotFound", "code": 404, "message": "gone"}),
+                ),
+                _ => (201, created()),
+            })
+        });
+        write_with_retries(&client, &Write::Update(event), Duration::from_millis(1)).await;
+        assert_eq!(calls(&seen), 2);
     }
 }
