@@ -1218,6 +1218,18 @@ fn event_line(
     if !in_selection {
         return None;
     }
+    if form == Form::Object && !resource.custom {
+        // the stored bytes, not a re-encoding of the decoded object, shared by every
+        // watcher sending the event as `kind` (a watcher without selectors included)
+        let memo = if kind == natural_kind {
+            "json-line"
+        } else if kind == "ADDED" {
+            "json-line-as-added"
+        } else {
+            "json-line-as-deleted"
+        };
+        return event.memo(memo, |e| plain_json_line(kind, e));
+    }
     if form == Form::Metadata {
         return line(
             kind,
@@ -1251,8 +1263,16 @@ fn plain_json_line(kind: &str, event: &WatchEvent) -> Option<Bytes> {
     Some(Bytes::from(bytes))
 }
 
+/// `{"type":KIND,"object":OBJECT}` and a newline, the object encoded where it lies
+/// (a `json!` wrapper would first copy it whole).
 fn line(kind: &str, object: &Value) -> Option<Bytes> {
-    let mut bytes = serde_json::to_vec(&json!({"type": kind, "object": object})).ok()?;
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
+    }
+    let mut bytes = serde_json::to_vec(&Line { kind, object }).ok()?;
     bytes.push(b'\n');
     Some(Bytes::from(bytes))
 }

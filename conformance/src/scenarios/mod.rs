@@ -158,6 +158,10 @@ pub const SCENARIOS: &[Scenario] = &[
         run: watch::add_update_delete_notifications,
     },
     Scenario {
+        codename: "[sig-api-machinery] Watchers should observe an object deletion if it stops meeting the requirements of the selector [Conformance]",
+        run: watch::deletion_when_the_selector_stops_matching,
+    },
+    Scenario {
         codename: "[sig-api-machinery] Servers with support for API chunking should return chunks of results for list calls [Conformance]",
         run: chunking::chunks_of_results,
     },

@@ -126,3 +126,77 @@ pub fn add_update_delete_notifications(cluster: &Cluster) -> Result<(), String> 
     }
     Ok(())
 }
+
+/// "Watchers should observe an object deletion if it stops meeting the requirements of
+/// the selector": a label-selected watch sees the ConfigMap ADDED, MODIFIED, DELETED
+/// when its label changes, nothing while it stays outside the selector, ADDED again
+/// when the label is restored, then MODIFIED and DELETED.
+pub fn deletion_when_the_selector_stops_matching(cluster: &Cluster) -> Result<(), String> {
+    const NAME: &str = "e2e-watch-test-label-changed";
+    let ns = cluster.namespace("watch-label").map_err(fail)?;
+    let list = cluster
+        .get_json(&format!("/api/v1/namespaces/{ns}/configmaps"))
+        .map_err(fail)?;
+    let start = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_owned();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": NAME, "labels": {"watch-this-configmap": "label-changed-and-restored"}}});
+    cluster.create(&ns, &cm).map_err(fail)?;
+    let patch = |patch: Value| {
+        cluster.kubectl(&[
+            "patch",
+            "-n",
+            &ns,
+            "configmap",
+            NAME,
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ])
+    };
+    let label = |value: &str| json!({"metadata": {"labels": {"watch-this-configmap": value}}});
+    let mutation = |n: u32| json!({"data": {"mutation": n.to_string()}});
+    patch(mutation(1)).map_err(fail)?;
+    patch(label("wrong-value")).map_err(fail)?;
+    patch(mutation(2)).map_err(fail)?;
+    patch(label("label-changed-and-restored")).map_err(fail)?;
+    patch(mutation(3)).map_err(fail)?;
+    cluster
+        .kubectl(&["delete", "-n", &ns, "configmap", NAME])
+        .map_err(fail)?;
+    let events = watch_events(
+        cluster,
+        &format!(
+            "/api/v1/namespaces/{ns}/configmaps?watch=1&resourceVersion={start}&timeoutSeconds=1&labelSelector=watch-this-configmap%3Dlabel-changed-and-restored"
+        ),
+    )?;
+    let seen: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|(kind, object)| {
+            (
+                kind.as_str(),
+                object["data"]["mutation"].as_str().unwrap_or(""),
+                object["metadata"]["labels"]["watch-this-configmap"]
+                    .as_str()
+                    .unwrap_or(""),
+            )
+        })
+        .collect();
+    let wanted = [
+        ("ADDED", "", "label-changed-and-restored"),
+        ("MODIFIED", "1", "label-changed-and-restored"),
+        // the object as it left the selection
+        ("DELETED", "1", "wrong-value"),
+        // mutation 2 happened outside the selection: no event
+        ("ADDED", "2", "label-changed-and-restored"),
+        ("MODIFIED", "3", "label-changed-and-restored"),
+        ("DELETED", "3", "label-changed-and-restored"),
+    ];
+    if seen != wanted {
+        return Err(format!(
+            "expected (type, mutation, label) {wanted:?}, got {seen:?}"
+        ));
+    }
+    Ok(())
+}
