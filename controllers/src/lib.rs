@@ -231,6 +231,13 @@ pub struct Context {
     pub informers: informers::Factory,
     /// The manager's own client (reads).
     pub reader: kube::Client,
+    /// The manager's identity again, on a client with a connection per request, for
+    /// watches of every resource the cluster serves (the garbage collector's monitors).
+    /// On the HTTP/2 `reader` they would share one connection, and a server allows 250
+    /// streams on one (a cluster with a couple of hundred CRDs would pass that, and
+    /// every later request of the manager would wait behind them). client-go opens
+    /// another connection at the limit; hyper's client does not.
+    pub monitor_reader: kube::Client,
     /// The controller's client, as its service account (writes).
     pub client: kube::Client,
     /// Events, written as the controller's service account.
@@ -635,6 +642,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let enabled = enabled(&options.controllers)?;
     let manager = component_base::client::client(options.config.clone())?;
+    let monitor_reader = kube::Client::try_from(options.config.clone())?;
     let server = match options.serve {
         Some(address) => {
             let port =
@@ -646,7 +654,7 @@ pub async fn run(
         None => None,
     };
     let leader_election = options.leader_election.clone();
-    let lead = run_controllers(options, manager.clone(), enabled);
+    let lead = run_controllers(options, manager.clone(), monitor_reader, enabled);
     let result = match leader_election {
         Some(le) => {
             let gauge = metrics::METRICS
@@ -688,7 +696,12 @@ impl Drop for AbortOnDrop {
 
 /// Starts the enabled controllers over one informer factory and runs them; dropping
 /// the future stops the watches, the workers and the token renewal.
-async fn run_controllers(options: Options, manager: kube::Client, enabled: Vec<Descriptor>) {
+async fn run_controllers(
+    options: Options,
+    manager: kube::Client,
+    monitor_reader: kube::Client,
+    enabled: Vec<Descriptor>,
+) {
     let credentials =
         credentials::Credentials::new(options.config, manager.clone(), options.token_dir);
     let factory = informers::Factory::new(manager.clone());
@@ -701,6 +714,7 @@ async fn run_controllers(options: Options, manager: kube::Client, enabled: Vec<D
             name: descriptor.name,
             informers: factory.clone(),
             reader: manager.clone(),
+            monitor_reader: monitor_reader.clone(),
             recorder: Recorder::start(client.clone(), host.clone()),
             client,
             settings: settings.clone(),

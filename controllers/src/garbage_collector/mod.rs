@@ -236,7 +236,7 @@ struct Collector {
 /// Starts the garbage collector.
 pub fn start(cx: crate::Context) -> BoxFuture<'static, ()> {
     let worker_count = cx.settings.concurrent_gc_syncs;
-    Box::pin(run(cx.reader, cx.client, worker_count))
+    Box::pin(run(cx.monitor_reader, cx.client, worker_count))
 }
 
 /// Runs the garbage collector: watches read as `reader` (the manager), live reads and
