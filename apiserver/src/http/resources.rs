@@ -22,8 +22,8 @@ use super::negotiation::{self, Form, Output};
 use super::{AppState, json as json_response, not_found, status_response, table};
 use crate::crd::Served;
 use crate::registry::{self, DeleteOptions, ListParams, Part, Registry, Selectors, ownership};
-use crate::storage::WatchEvent;
 use crate::storage::cacher::CachedEvent;
+use crate::storage::{self, WatchEvent};
 
 /// Upstream's limit on a request body (3 MiB).
 pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -1183,11 +1183,69 @@ fn event_line(
         }
     };
     if form == Form::Object && selectors.is_everything() && !resource.custom {
-        return event.memo("json-line", |e| plain_json_line(natural_kind, e));
+        return event.memo("json-line", |e| {
+            plain_json_line(natural_kind, e.key_value()?)
+        });
     }
-    let mut object: Arc<Value> = event.memo("object", |e| {
+    let object: Arc<Value> = event.memo("object", |e| {
         Registry::decode_object(e.key_value()?).ok().map(Arc::new)
     })?;
+    let matches_now = selectors.matches(resource, &object);
+    // as upstream's cacheWatcher: a watcher sees an object's events while the object
+    // matches its selectors, ADDED when it comes to match, DELETED with the object as
+    // it last matched when it stops; a deletion only when the object matched
+    let (kind, left) = match &event.event {
+        WatchEvent::Modified { prev_value, .. } => {
+            let previous = event.memo("previous", |_| {
+                prev_value
+                    .as_ref()
+                    .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+                    .map(Arc::new)
+            });
+            let matched = previous.as_ref().map(|p| selectors.matches(resource, p));
+            match (matched, matches_now) {
+                (Some(false), true) => ("ADDED", None),
+                (Some(true), false) => ("DELETED", previous),
+                (_, true) => ("MODIFIED", None),
+                _ => return None,
+            }
+        }
+        _ if matches_now => (natural_kind, None),
+        _ => return None,
+    };
+    if form == Form::Object && !resource.custom {
+        // the stored bytes, not a re-encoding of the decoded object, shared by every
+        // watcher sending the event as `kind` (a watcher without selectors included)
+        return match (kind, &event.event) {
+            (_, _) if kind == natural_kind => {
+                event.memo("json-line", |e| plain_json_line(kind, e.key_value()?))
+            }
+            ("DELETED", WatchEvent::Modified { kv, prev_value }) => {
+                event.memo("json-line-as-deleted", |_| {
+                    let before = storage::KeyValue {
+                        value: prev_value.clone()?,
+                        ..kv.clone()
+                    };
+                    plain_json_line(kind, &before)
+                })
+            }
+            _ => event.memo("json-line-as-added", |e| {
+                plain_json_line(kind, e.key_value()?)
+            }),
+        };
+    }
+    let mut object = match left {
+        // the object before the event, at the event's revision
+        Some(previous) => {
+            let mut before = (*previous).clone();
+            if let Some(metadata) = before.get_mut("metadata").and_then(Value::as_object_mut) {
+                let revision = event.event.revision().to_string();
+                metadata.insert("resourceVersion".into(), Value::String(revision));
+            }
+            Arc::new(before)
+        }
+        None => object,
+    };
     if custom.is_some() {
         // the decoded object is shared by every watcher: each version gets its copy
         let mut copy = (*object).clone();
@@ -1195,40 +1253,6 @@ fn event_line(
             return line("ERROR", &serde_json::to_value(e.0).ok()?);
         }
         object = Arc::new(copy);
-    }
-    let kind = match &event.event {
-        WatchEvent::Modified { prev_value, .. } => {
-            let was = event
-                .memo("previous", |_| {
-                    prev_value
-                        .as_ref()
-                        .and_then(|p| serde_json::from_slice::<Value>(p).ok())
-                        .map(Arc::new)
-                })
-                .map(|p| selectors.matches(resource, &p));
-            match (was, selectors.matches(resource, &object)) {
-                (Some(false), true) => "ADDED",
-                (Some(true), false) => "DELETED",
-                _ => "MODIFIED",
-            }
-        }
-        _ => natural_kind,
-    };
-    let in_selection = selectors.matches(resource, &object) || kind == "DELETED";
-    if !in_selection {
-        return None;
-    }
-    if form == Form::Object && !resource.custom {
-        // the stored bytes, not a re-encoding of the decoded object, shared by every
-        // watcher sending the event as `kind` (a watcher without selectors included)
-        let memo = if kind == natural_kind {
-            "json-line"
-        } else if kind == "ADDED" {
-            "json-line-as-added"
-        } else {
-            "json-line-as-deleted"
-        };
-        return event.memo(memo, |e| plain_json_line(kind, e));
     }
     if form == Form::Metadata {
         return line(
@@ -1254,8 +1278,7 @@ fn event_line(
 
 /// `{"type":KIND,"object":OBJECT}` and a newline, the object copied from its stored
 /// bytes with the resourceVersion stamped, without decoding it.
-fn plain_json_line(kind: &str, event: &WatchEvent) -> Option<Bytes> {
-    let kv = event.key_value()?;
+fn plain_json_line(kind: &str, kv: &storage::KeyValue) -> Option<Bytes> {
     let mut bytes = Vec::with_capacity(kv.value.len() + 64);
     bytes.extend_from_slice(format!("{{\"type\":\"{kind}\",\"object\":").as_bytes());
     registry::write_versioned(kv, true, &mut bytes).ok()?;

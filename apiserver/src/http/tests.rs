@@ -849,6 +849,77 @@ async fn delete_options_shape_the_deletion() {
 }
 
 #[tokio::test]
+async fn selector_watches_see_only_what_matched_and_a_departure_as_the_last_match() {
+    let state = namespaced_state().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    let (_, _, list) = exchange(&state, "GET", base, &[], "").await;
+    let list: Value = serde_json::from_slice(&list).unwrap();
+    let start = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (name, labels) in [("picked", r#"{"pick":"yes"}"#), ("plain", "{}")] {
+        let cm = format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","labels":{labels}}}}}"#
+        );
+        exchange(&state, "POST", base, &[], &cm).await;
+    }
+    let (status, _, patched) = exchange(
+        &state,
+        "PATCH",
+        &format!("{base}/picked"),
+        &[("content-type", "application/merge-patch+json")],
+        r#"{"metadata":{"labels":{"pick":"no"}},"data":{"k":"v"}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let patched: Value = serde_json::from_slice(&patched).unwrap();
+    let (status, _, _) = exchange(&state, "DELETE", &format!("{base}/plain"), &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, body) = exchange(
+        &state,
+        "GET",
+        &format!(
+            "{base}?watch=true&timeoutSeconds=1&resourceVersion={start}&labelSelector=pick%3Dyes"
+        ),
+        &[],
+        "",
+    )
+    .await;
+    let events: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            let object = &e["object"]["metadata"];
+            (
+                e["type"].as_str().unwrap(),
+                object["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // "plain" never matched: neither its creation nor its deletion is sent
+    assert_eq!(
+        seen,
+        [("ADDED", "picked"), ("DELETED", "picked")],
+        "{events:?}"
+    );
+    let departed = &events[1]["object"];
+    assert_eq!(
+        departed["metadata"]["labels"]["pick"], "yes",
+        "as it last matched"
+    );
+    assert!(departed.get("data").is_none(), "{departed}");
+    assert_eq!(
+        departed["metadata"]["resourceVersion"], patched["metadata"]["resourceVersion"],
+        "at the change's version"
+    );
+}
+
+#[tokio::test]
 async fn watch_list_sends_the_state_then_a_bookmark_ending_it() {
     let state = namespaced_state().await;
     for name in ["a", "b"] {
