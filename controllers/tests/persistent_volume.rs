@@ -208,8 +208,14 @@ async fn a_claim_binds_the_smallest_fitting_volume_and_releases_it_when_deleted(
         }}),
     )
     .await;
+    // the claim could fit "small" too: it must find its pre-bound volume in the cache
+    wait_volume_phase(&c.admin, "scratch", "Available").await;
     create_claim(&c.admin, "scratch", "1Gi", json!({})).await;
-    wait_claim_phase(&c.admin, "scratch", "Bound").await;
+    let scratch = wait_claim_phase(&c.admin, "scratch", "Bound").await;
+    assert_eq!(
+        scratch.spec.as_ref().unwrap().volume_name.as_deref(),
+        Some("scratch")
+    );
     claims
         .delete("scratch", &DeleteParams::default())
         .await
@@ -241,6 +247,7 @@ async fn a_claim_binds_the_smallest_fitting_volume_and_releases_it_when_deleted(
         }}),
     )
     .await;
+    wait_volume_phase(&c.admin, "shared", "Available").await;
     create_claim(&c.admin, "shared", "1Gi", json!({})).await;
     wait_claim_phase(&c.admin, "shared", "Bound").await;
     claims
