@@ -1194,7 +1194,7 @@ fn event_line(
     // as upstream's cacheWatcher: a watcher sees an object's events while the object
     // matches its selectors, ADDED when it comes to match, DELETED with the object as
     // it last matched when it stops; a deletion only when the object matched
-    let (kind, left) = match &event.event {
+    let sent = match &event.event {
         WatchEvent::Modified { prev_value, .. } => {
             let previous = event.memo("previous", |_| {
                 prev_value
@@ -1204,36 +1204,44 @@ fn event_line(
             });
             let matched = previous.as_ref().map(|p| selectors.matches(resource, p));
             match (matched, matches_now) {
-                (Some(false), true) => ("ADDED", None),
-                (Some(true), false) => ("DELETED", previous),
-                (_, true) => ("MODIFIED", None),
+                (Some(false), true) => Sent::Arrived,
+                (Some(true), false) => Sent::Departed(previous),
+                (_, true) => Sent::AsIs,
                 _ => return None,
             }
         }
-        _ if matches_now => (natural_kind, None),
+        _ if matches_now => Sent::AsIs,
         _ => return None,
+    };
+    let kind = match sent {
+        Sent::AsIs => natural_kind,
+        Sent::Arrived => "ADDED",
+        Sent::Departed(_) => "DELETED",
     };
     if form == Form::Object && !resource.custom {
         // the stored bytes, not a re-encoding of the decoded object, shared by every
-        // watcher sending the event as `kind` (a watcher without selectors included)
-        return match (kind, &event.event) {
-            (_, _) if kind == natural_kind => {
-                event.memo("json-line", |e| plain_json_line(kind, e.key_value()?))
-            }
-            ("DELETED", WatchEvent::Modified { kv, prev_value }) => {
-                event.memo("json-line-as-deleted", |_| {
-                    let before = storage::KeyValue {
-                        value: prev_value.clone()?,
-                        ..kv.clone()
-                    };
-                    plain_json_line(kind, &before)
-                })
-            }
-            _ => event.memo("json-line-as-added", |e| {
+        // watcher sending the event alike (a watcher without selectors included)
+        return match sent {
+            Sent::AsIs => event.memo("json-line", |e| plain_json_line(kind, e.key_value()?)),
+            Sent::Arrived => event.memo("json-line-as-added", |e| {
                 plain_json_line(kind, e.key_value()?)
+            }),
+            Sent::Departed(_) => event.memo("json-line-as-deleted", |e| {
+                let WatchEvent::Modified { kv, prev_value } = e else {
+                    return None;
+                };
+                let before = storage::KeyValue {
+                    value: prev_value.clone()?,
+                    ..kv.clone()
+                };
+                plain_json_line(kind, &before)
             }),
         };
     }
+    let left = match sent {
+        Sent::Departed(previous) => previous,
+        Sent::AsIs | Sent::Arrived => None,
+    };
     let mut object = match left {
         // the object before the event, at the event's revision
         Some(previous) => {
@@ -1274,6 +1282,16 @@ fn event_line(
         return line(kind, &table);
     }
     line(kind, &object)
+}
+
+/// How a watcher with selectors is sent an event it is shown.
+enum Sent {
+    /// as it happened
+    AsIs,
+    /// a modification that brought the object into the selection: ADDED
+    Arrived,
+    /// a modification that took it out: DELETED, with the object as it last matched
+    Departed(Option<Arc<Value>>),
 }
 
 /// `{"type":KIND,"object":OBJECT}` and a newline, the object copied from its stored

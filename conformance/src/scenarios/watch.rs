@@ -34,6 +34,41 @@ fn configmaps_version(cluster: &Cluster, ns: &str) -> Result<String, String> {
         .to_owned())
 }
 
+/// A merge patch of ConfigMap `name` in `ns`; the patched object as JSON.
+fn patch_configmap(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    patch: &Value,
+) -> Result<String, String> {
+    cluster
+        .kubectl(&[
+            "patch",
+            "-n",
+            ns,
+            "configmap",
+            name,
+            "--type=merge",
+            "-o",
+            "json",
+            "-p",
+            &patch.to_string(),
+        ])
+        .map_err(fail)
+}
+
+fn delete_configmap(cluster: &Cluster, ns: &str, name: &str) -> Result<(), String> {
+    cluster
+        .kubectl(&["delete", "-n", ns, "configmap", name])
+        .map(drop)
+        .map_err(fail)
+}
+
+/// `{"data": {"mutation": n}}`, the change upstream's watch tests make.
+fn mutation(n: u32) -> Value {
+    json!({"data": {"mutation": n.to_string()}})
+}
+
 fn resource_version(object: &str) -> Result<String, String> {
     let value: Value = serde_json::from_str(object).map_err(fail)?;
     value["metadata"]["resourceVersion"]
@@ -45,34 +80,13 @@ fn resource_version(object: &str) -> Result<String, String> {
 /// "Watchers should be able to start watching from a specific resource version": a
 /// watch from the first update's version sees the second update and the deletion.
 pub fn from_a_specific_resource_version(cluster: &Cluster) -> Result<(), String> {
+    const NAME: &str = "e2e-watch-test-resource-version";
     let ns = cluster.namespace("watch-rv").map_err(fail)?;
-    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "e2e-watch-test-resource-version", "labels": {"watch-this-configmap": "from-resource-version"}}});
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": NAME, "labels": {"watch-this-configmap": "from-resource-version"}}});
     cluster.create(&ns, &cm).map_err(fail)?;
-    let patch = |n: u32| {
-        cluster.kubectl(&[
-            "patch",
-            "-n",
-            &ns,
-            "configmap",
-            "e2e-watch-test-resource-version",
-            "--type=merge",
-            "-o",
-            "json",
-            "-p",
-            &json!({"data": {"mutation": n.to_string()}}).to_string(),
-        ])
-    };
-    let first = resource_version(&patch(1).map_err(fail)?)?;
-    patch(2).map_err(fail)?;
-    cluster
-        .kubectl(&[
-            "delete",
-            "-n",
-            &ns,
-            "configmap",
-            "e2e-watch-test-resource-version",
-        ])
-        .map_err(fail)?;
+    let first = resource_version(&patch_configmap(cluster, &ns, NAME, &mutation(1))?)?;
+    patch_configmap(cluster, &ns, NAME, &mutation(2))?;
+    delete_configmap(cluster, &ns, NAME)?;
     let events = watch_events(
         cluster,
         &format!(
@@ -96,28 +110,9 @@ pub fn add_update_delete_notifications(cluster: &Cluster) -> Result<(), String> 
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "e2e-watch-test-configmap-a", "labels": {"watch-this-configmap": "multiple-watchers-A"}}});
     cluster.create(&ns, &cm).map_err(fail)?;
     for n in 1..=2 {
-        cluster
-            .kubectl(&[
-                "patch",
-                "-n",
-                &ns,
-                "configmap",
-                "e2e-watch-test-configmap-a",
-                "--type=merge",
-                "-p",
-                &json!({"data": {"mutation": n.to_string()}}).to_string(),
-            ])
-            .map_err(fail)?;
+        patch_configmap(cluster, &ns, "e2e-watch-test-configmap-a", &mutation(n))?;
     }
-    cluster
-        .kubectl(&[
-            "delete",
-            "-n",
-            &ns,
-            "configmap",
-            "e2e-watch-test-configmap-a",
-        ])
-        .map_err(fail)?;
+    delete_configmap(cluster, &ns, "e2e-watch-test-configmap-a")?;
     let events = watch_events(
         cluster,
         &format!(
@@ -143,28 +138,14 @@ pub fn deletion_when_the_selector_stops_matching(cluster: &Cluster) -> Result<()
     let start = configmaps_version(cluster, &ns)?;
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": NAME, "labels": {"watch-this-configmap": "label-changed-and-restored"}}});
     cluster.create(&ns, &cm).map_err(fail)?;
-    let patch = |patch: Value| {
-        cluster.kubectl(&[
-            "patch",
-            "-n",
-            &ns,
-            "configmap",
-            NAME,
-            "--type=merge",
-            "-p",
-            &patch.to_string(),
-        ])
-    };
+    let patch = |patch: Value| patch_configmap(cluster, &ns, NAME, &patch);
     let label = |value: &str| json!({"metadata": {"labels": {"watch-this-configmap": value}}});
-    let mutation = |n: u32| json!({"data": {"mutation": n.to_string()}});
-    patch(mutation(1)).map_err(fail)?;
-    patch(label("wrong-value")).map_err(fail)?;
-    patch(mutation(2)).map_err(fail)?;
-    patch(label("label-changed-and-restored")).map_err(fail)?;
-    patch(mutation(3)).map_err(fail)?;
-    cluster
-        .kubectl(&["delete", "-n", &ns, "configmap", NAME])
-        .map_err(fail)?;
+    patch(mutation(1))?;
+    patch(label("wrong-value"))?;
+    patch(mutation(2))?;
+    patch(label("label-changed-and-restored"))?;
+    patch(mutation(3))?;
+    delete_configmap(cluster, &ns, NAME)?;
     let events = watch_events(
         cluster,
         &format!(
