@@ -106,6 +106,19 @@ async fn call(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    let (status, value, _) = call_for_headers(state, who, method, path, headers, body).await;
+    (status, value)
+}
+
+/// [`call`], with the response's headers.
+async fn call_for_headers(
+    state: &AppState,
+    who: As<'_>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
     let mut builder = Request::builder().method(method).uri(path);
     if let As::Token(token) = who {
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -128,11 +141,12 @@ async fn call(
     }
     let response = router(state.clone()).oneshot(request).await.unwrap();
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
+    (status, value, headers)
 }
 
 /// Retries `check` for up to 5 s: RBAC follows the store through a watch, as upstream's
@@ -614,6 +628,112 @@ async fn service_account_tokens_live_and_die_with_their_objects() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("the token outlived its pod by more than 15 s");
+}
+
+#[tokio::test]
+async fn an_auto_generated_legacy_token_is_warned_about_on_every_answer() {
+    use super::authn::service_account::tests::{legacy_claims, legacy_token, test_keys};
+    use base64::Engine;
+    let state = secured().await;
+    let admin = || As::Certificate(admin());
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}});
+    let (status, _) = call(
+        &state,
+        admin(),
+        "POST",
+        "/api/v1/namespaces",
+        &[],
+        Some(namespace),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // the account lists the Secret: the token controller generated it
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "builder"}, "secrets": [{"name": "builder-token"}]});
+    let (status, account) = call(
+        &state,
+        admin(),
+        "POST",
+        "/api/v1/namespaces/dev/serviceaccounts",
+        &[],
+        Some(account),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let uid = account["metadata"]["uid"].as_str().unwrap();
+    let keys = ServiceAccountKeys::new(DEFAULT_ISSUER, &test_keys().private_pem, None).unwrap();
+    let token = legacy_token(&keys, &legacy_claims(uid));
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "builder-token", "annotations": {
+            "kubernetes.io/service-account.name": "builder",
+            "kubernetes.io/service-account.uid": uid}},
+        "type": "kubernetes.io/service-account-token",
+        "data": {"token": base64::engine::general_purpose::STANDARD.encode(&token)}});
+    let (status, body) = call(
+        &state,
+        admin(),
+        "POST",
+        "/api/v1/namespaces/dev/secrets",
+        &[],
+        Some(secret),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let warning = "299 - \"Use tokens from the TokenRequest API or manually created secret-based tokens instead of auto-generated secret-based tokens.\"";
+    let warnings = |headers: &axum::http::HeaderMap| -> Vec<String> {
+        headers
+            .get_all(header::WARNING)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    let whoami =
+        || Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}));
+    let (status, body, headers) = call_for_headers(
+        &state,
+        As::Token(&token),
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        &[],
+        whoami(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        body["status"]["userInfo"]["username"],
+        "system:serviceaccount:dev:builder"
+    );
+    assert_eq!(warnings(&headers), [warning]);
+    // a refusal carries it too, and a cached authentication replays it
+    let (status, _, headers) = call_for_headers(
+        &state,
+        As::Token(&token),
+        "GET",
+        "/api/v1/namespaces/kube-system/secrets",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(warnings(&headers), [warning]);
+    // a TokenReview of the token passes the warning on to the reviewer
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": token}});
+    let (status, body, headers) = call_for_headers(
+        &state,
+        admin(),
+        "POST",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        &[],
+        Some(review),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["status"]["authenticated"], true);
+    assert_eq!(warnings(&headers), [warning]);
+    // the admin's own requests carry none
+    let (_, _, headers) = call_for_headers(&state, admin(), "GET", "/version", &[], None).await;
+    assert!(warnings(&headers).is_empty());
 }
 
 #[tokio::test]

@@ -103,21 +103,26 @@ pub async fn authenticate_and_authorize(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let user = match security
+    let (user, warnings) = match security
         .authenticator
         .authenticate(certificate_user, authorization.as_deref())
         .await
     {
-        Ok(user) => user,
+        Ok(found) => (found.user, found.warnings),
         Err(e) => {
             tracing::debug!(reason = %e.0, "unable to authenticate the request");
             return unauthorized();
         }
     };
+    // what authentication warned about is on every answer, a refusal's too
+    let with_warnings = |mut response: Response, warnings: &[String]| {
+        crate::registry::field_validation::add_warnings(response.headers_mut(), warnings);
+        response
+    };
     let user = if impersonation::requested(request.headers()) {
         match impersonation::impersonate(&security.authorizer, &user, request.headers()).await {
             Ok(impersonated) => impersonated,
-            Err(e) => return crate::http::status_response(e.0),
+            Err(e) => return with_warnings(crate::http::status_response(e.0), &warnings),
         }
     } else {
         user
@@ -126,20 +131,20 @@ pub async fn authenticate_and_authorize(
     let info = RequestInfo::parse(request.method().as_str(), &path, request.uri().query());
     let (decision, reason) = security.authorizer.authorize(&user, &info).await;
     if decision != Decision::Allow {
-        return crate::http::status_response(forbidden(&user, &info, &reason).0);
+        let refusal = crate::http::status_response(forbidden(&user, &info, &reason).0);
+        return with_warnings(refusal, &warnings);
     }
     request.extensions_mut().insert(user.clone());
     request.extensions_mut().insert(info.clone());
-    let warnings: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let warnings = Arc::new(std::sync::Mutex::new(warnings));
     let context = RequestContext {
         user,
         info,
         warnings: warnings.clone(),
     };
-    let mut response = CURRENT.scope(context, next.run(request)).await;
+    let response = CURRENT.scope(context, next.run(request)).await;
     let warnings = std::mem::take(&mut *warnings.lock().unwrap_or_else(|p| p.into_inner()));
-    crate::registry::field_validation::add_warnings(response.headers_mut(), &warnings);
-    response
+    with_warnings(response, &warnings)
 }
 
 /// Upstream's 401 for a request whose credentials are refused.

@@ -233,11 +233,18 @@ async fn token_review(security: &Security, spec: &Value) -> Result<Value, Status
             .authenticate_token(token, &audiences)
             .await
         {
-            Ok(user) => json!({
-                "authenticated": true,
-                "user": user.with_authenticated_group().to_json(),
-                "audiences": audiences,
-            }),
+            Ok(found) => {
+                // the reviewed token's warnings reach the review's response, as
+                // upstream's authenticators add them to the request's recorder
+                for warning in found.warnings {
+                    crate::auth::filter::add_warning(warning);
+                }
+                json!({
+                    "authenticated": true,
+                    "user": found.user.with_authenticated_group().to_json(),
+                    "audiences": audiences,
+                })
+            }
             Err(e) => json!({ "authenticated": false, "user": {}, "error": e.0 }),
         },
     )

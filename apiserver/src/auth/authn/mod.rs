@@ -5,7 +5,9 @@
 //! `--anonymous-auth` allows it. A bearer token nobody accepts is a 401, never
 //! anonymous. Every authenticated user gets `system:authenticated`. As upstream, a
 //! token that authenticated is remembered for 10 s, so a revoked token (its pod
-//! deleted) stops working within that time.
+//! deleted) stops working within that time, and so are the warnings its use gives
+//! (a legacy auto-generated token's), replayed on every request as upstream's cache
+//! does.
 
 pub mod bootstrap_token;
 pub mod service_account;
@@ -39,7 +41,7 @@ const TOKEN_CACHE_ENTRIES: usize = 4096;
 /// Tokens that authenticated recently, by a digest of token and audiences.
 #[derive(Default)]
 struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (Instant, UserInfo)>>,
+    entries: Mutex<HashMap<[u8; 32], (Instant, Authenticated)>>,
 }
 
 impl TokenCache {
@@ -53,15 +55,15 @@ impl TokenCache {
         digest.finalize().into()
     }
 
-    fn get(&self, key: &[u8; 32]) -> Option<UserInfo> {
+    fn get(&self, key: &[u8; 32]) -> Option<Authenticated> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
             .filter(|(until, _)| *until > Instant::now())
-            .map(|(_, user)| user.clone())
+            .map(|(_, found)| found.clone())
     }
 
-    fn put(&self, key: [u8; 32], user: &UserInfo, until: Instant) {
+    fn put(&self, key: [u8; 32], found: &Authenticated, until: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= TOKEN_CACHE_ENTRIES {
             let now = Instant::now();
@@ -70,7 +72,7 @@ impl TokenCache {
                 entries.clear();
             }
         }
-        entries.insert(key, (until, user.clone()));
+        entries.insert(key, (until, found.clone()));
     }
 }
 
@@ -89,6 +91,25 @@ pub struct Authenticator {
     pub bootstrap_tokens: bool,
     /// `--anonymous-auth`.
     pub anonymous: bool,
+}
+
+/// Who a request is, and the warnings its credentials give (upstream's authenticators
+/// add them to the request's warning recorder): a `Warning` header on the response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Authenticated {
+    /// The user the credentials name.
+    pub user: UserInfo,
+    /// The texts of the `Warning` headers to answer with.
+    pub warnings: Vec<String>,
+}
+
+impl From<UserInfo> for Authenticated {
+    fn from(user: UserInfo) -> Self {
+        Authenticated {
+            user,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// Why a request could not be authenticated: upstream answers all of them with the
@@ -120,9 +141,9 @@ impl Authenticator {
         &self,
         certificate_user: Option<UserInfo>,
         authorization: Option<&str>,
-    ) -> Result<UserInfo, Unauthenticated> {
+    ) -> Result<Authenticated, Unauthenticated> {
         if let Some(user) = certificate_user {
-            return Ok(user.with_authenticated_group());
+            return Ok(user.with_authenticated_group().into());
         }
         let token = authorization.and_then(|header| {
             let (scheme, token) = header.trim().split_once(' ')?;
@@ -132,11 +153,14 @@ impl Authenticator {
                 .filter(|t| !t.is_empty())
         });
         match token {
-            Some(token) => self
-                .authenticate_token(token, &self.api_audiences)
-                .await
-                .map(UserInfo::with_authenticated_group),
-            None if self.anonymous => Ok(UserInfo::anonymous()),
+            Some(token) => {
+                let found = self.authenticate_token(token, &self.api_audiences).await?;
+                Ok(Authenticated {
+                    user: found.user.with_authenticated_group(),
+                    warnings: found.warnings,
+                })
+            }
+            None if self.anonymous => Ok(UserInfo::anonymous().into()),
             None => Err(Unauthenticated(
                 "no credentials and anonymous auth is off".into(),
             )),
@@ -149,16 +173,16 @@ impl Authenticator {
         &self,
         token: &str,
         audiences: &[String],
-    ) -> Result<UserInfo, Unauthenticated> {
+    ) -> Result<Authenticated, Unauthenticated> {
         let key = TokenCache::key(token, audiences);
-        if let Some(user) = self.cache.get(&key) {
-            return Ok(user);
+        if let Some(found) = self.cache.get(&key) {
+            return Ok(found);
         }
-        let (user, valid_until) = self.authenticate_token_uncached(token, audiences).await?;
+        let (found, valid_until) = self.authenticate_token_uncached(token, audiences).await?;
         let until = Instant::now() + TOKEN_CACHE_TTL;
         self.cache
-            .put(key, &user, valid_until.map_or(until, |v| v.min(until)));
-        Ok(user)
+            .put(key, &found, valid_until.map_or(until, |v| v.min(until)));
+        Ok(found)
     }
 
     /// [`Authenticator::authenticate_token`] without the cache; also says until when a
@@ -167,9 +191,9 @@ impl Authenticator {
         &self,
         token: &str,
         audiences: &[String],
-    ) -> Result<(UserInfo, Option<Instant>), Unauthenticated> {
+    ) -> Result<(Authenticated, Option<Instant>), Unauthenticated> {
         if let Some(user) = self.token_file.as_ref().and_then(|f| f.authenticate(token)) {
-            return Ok((user, None));
+            return Ok((user.into(), None));
         }
         if let Some(keys) = &self.service_accounts
             && token.matches('.').count() == 2
@@ -181,7 +205,7 @@ impl Authenticator {
                 return self
                     .legacy_service_account_user(keys, token, audiences)
                     .await
-                    .map(|user| (user, None));
+                    .map(|found| (found, None));
             }
             let claims = keys
                 .verify(token, audiences)
@@ -191,7 +215,7 @@ impl Authenticator {
             return self
                 .service_account_user(&claims)
                 .await
-                .map(|user| (user, Some(until)));
+                .map(|user| (user.into(), Some(until)));
         }
         if self.bootstrap_tokens
             && let Some((id, secret)) = bootstrap_token::parse(token)
@@ -207,7 +231,7 @@ impl Authenticator {
             if let Ok(object) = found
                 && let Some(user) = bootstrap_token::authenticate(&object, id, secret)
             {
-                return Ok((user, None));
+                return Ok((user.into(), None));
             }
         }
         Err(Unauthenticated("invalid bearer token".into()))

@@ -307,6 +307,9 @@ pub const LAST_USED_LABEL: &str = "kubernetes.io/legacy-token-last-used";
 /// The label the legacy token cleaner puts on an unused auto-generated token's Secret;
 /// while it is there the token is refused (upstream's `InvalidSinceLabelKey`).
 pub const INVALID_SINCE_LABEL: &str = "kubernetes.io/legacy-token-invalid-since";
+/// The warning a request authenticated by an auto-generated legacy token gets
+/// (upstream's legacy validator): the Secret is one its service account lists.
+pub const AUTO_GENERATED_TOKEN_WARNING: &str = "Use tokens from the TokenRequest API or manually created secret-based tokens instead of auto-generated secret-based tokens.";
 
 /// A legacy (secret-based) token's claims: no audience, no expiry, the Secret it is
 /// kept in (upstream's `legacyPrivateClaims` and `sub`).
@@ -465,13 +468,15 @@ impl super::Authenticator {
     /// `audiences`, as upstream's JWT authenticator with the legacy validator: signed
     /// by one of our keys, valid for the API's audiences only, its Secret alive and
     /// holding this very token, its service account alive with the uid the token
-    /// names. The Secret's last-used label is kept (at most one write a day).
+    /// names. The Secret's last-used label is kept (at most one write a day); a token
+    /// the token controller generated (its Secret listed by the account) is warned
+    /// about.
     pub(super) async fn legacy_service_account_user(
         &self,
         keys: &ServiceAccountKeys,
         token: &str,
         audiences: &[String],
-    ) -> Result<crate::auth::UserInfo, super::Unauthenticated> {
+    ) -> Result<super::Authenticated, super::Unauthenticated> {
         use super::Unauthenticated;
         let claims = keys
             .verify_legacy(token)
@@ -529,11 +534,22 @@ impl super::Authenticator {
         if let Some(why) = marked_invalid(&secret, &claims) {
             return Err(Unauthenticated(why));
         }
-        Ok(crate::auth::UserInfo {
-            name: claims.sub.clone(),
-            uid: claims.service_account_uid.clone(),
-            groups: groups(namespace),
-            ..Default::default()
+        let auto_generated = account["secrets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["name"].as_str() == Some(claims.secret_name.as_str()));
+        Ok(super::Authenticated {
+            user: crate::auth::UserInfo {
+                name: claims.sub.clone(),
+                uid: claims.service_account_uid.clone(),
+                groups: groups(namespace),
+                ..Default::default()
+            },
+            warnings: auto_generated
+                .then(|| AUTO_GENERATED_TOKEN_WARNING.to_owned())
+                .into_iter()
+                .collect(),
         })
     }
 
@@ -648,13 +664,14 @@ pub(crate) mod tests {
     }
 
     /// A legacy token as the token controller signs it (RS256, our key id).
-    fn legacy_token(keys: &ServiceAccountKeys, claims: &LegacyClaims) -> String {
+    pub(crate) fn legacy_token(keys: &ServiceAccountKeys, claims: &LegacyClaims) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(keys.kid.clone());
         jsonwebtoken::encode(&header, claims, &keys.signing).unwrap()
     }
 
-    fn legacy_claims(uid: &str) -> LegacyClaims {
+    /// The claims of account dev/builder's token in Secret `builder-token`.
+    pub(crate) fn legacy_claims(uid: &str) -> LegacyClaims {
         LegacyClaims {
             iss: LEGACY_ISSUER.into(),
             namespace: "dev".into(),
@@ -818,10 +835,13 @@ pub(crate) mod tests {
         authenticator.service_accounts = Some(std::sync::Arc::new(keys));
         authenticator.api_audiences = vec![DEFAULT_ISSUER.to_owned()];
         let api = vec![DEFAULT_ISSUER.to_owned()];
-        let user = authenticator
+        let found = authenticator
             .authenticate_token(&token, &api)
             .await
             .unwrap();
+        // a Secret the user made: no warning
+        assert!(found.warnings.is_empty());
+        let user = found.user;
         assert_eq!(user.name, "system:serviceaccount:dev:builder");
         assert_eq!(user.uid, uid);
         assert_eq!(
@@ -857,6 +877,41 @@ pub(crate) mod tests {
                 .authenticate_token(&stale, &api)
                 .await
                 .is_err()
+        );
+        // one the token controller made, listed by the account, is warned about; and
+        // the cache replays the warning
+        registry
+            .write(
+                resource("serviceaccounts"),
+                Some("dev"),
+                "builder",
+                false,
+                |a| {
+                    let mut a = a.clone();
+                    a["secrets"] = json!([{"name": "builder-token"}]);
+                    Ok(a)
+                },
+            )
+            .await
+            .unwrap();
+        let (generated, _) = authenticator
+            .authenticate_token_uncached(&token, &api)
+            .await
+            .unwrap();
+        assert_eq!(generated.warnings, [AUTO_GENERATED_TOKEN_WARNING]);
+        let key = super::super::TokenCache::key(&token, &api);
+        authenticator.cache.put(
+            key,
+            &generated,
+            std::time::Instant::now() + std::time::Duration::from_secs(10),
+        );
+        assert_eq!(
+            authenticator
+                .authenticate_token(&token, &api)
+                .await
+                .unwrap()
+                .warnings,
+            [AUTO_GENERATED_TOKEN_WARNING]
         );
         // once the cleaner marks it invalid, it is refused
         registry
