@@ -149,6 +149,14 @@ async fn call_for_headers(
     (status, value, headers)
 }
 
+/// Creates `object` at `path` as the cluster admin; the created object.
+async fn create_as_admin(state: &AppState, path: &str, object: Value) -> Value {
+    let admin = As::Certificate(admin());
+    let (status, body) = call(state, admin, "POST", path, &[], Some(object)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
 /// Retries `check` for up to 5 s: RBAC follows the store through a watch, as upstream's
 /// informer-fed authorizer does.
 async fn eventually<F, Fut>(mut check: F)
@@ -485,28 +493,10 @@ async fn service_account_tokens_live_and_die_with_their_objects() {
     let state = secured().await;
     let admin = || As::Certificate(admin());
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder"}});
-    let (status, _) = call(
-        &state,
-        admin(),
-        "POST",
-        "/api/v1/namespaces/default/serviceaccounts",
-        &[],
-        Some(sa),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    create_as_admin(&state, "/api/v1/namespaces/default/serviceaccounts", sa).await;
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
         "spec": {"serviceAccountName": "builder", "containers": [{"name": "c", "image": "nginx"}]}});
-    let (status, pod) = call(
-        &state,
-        admin(),
-        "POST",
-        "/api/v1/namespaces/default/pods",
-        &[],
-        Some(pod),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{pod}");
+    let pod = create_as_admin(&state, "/api/v1/namespaces/default/pods", pod).await;
 
     // too short a lifetime is refused as upstream
     let (status, body) = call(
@@ -637,29 +627,11 @@ async fn an_auto_generated_legacy_token_is_warned_about_on_every_answer() {
     let state = secured().await;
     let admin = || As::Certificate(admin());
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}});
-    let (status, _) = call(
-        &state,
-        admin(),
-        "POST",
-        "/api/v1/namespaces",
-        &[],
-        Some(namespace),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    create_as_admin(&state, "/api/v1/namespaces", namespace).await;
     // the account lists the Secret: the token controller generated it
     let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": "builder"}, "secrets": [{"name": "builder-token"}]});
-    let (status, account) = call(
-        &state,
-        admin(),
-        "POST",
-        "/api/v1/namespaces/dev/serviceaccounts",
-        &[],
-        Some(account),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let account = create_as_admin(&state, "/api/v1/namespaces/dev/serviceaccounts", account).await;
     let uid = account["metadata"]["uid"].as_str().unwrap();
     let keys = ServiceAccountKeys::new(DEFAULT_ISSUER, &test_keys().private_pem, None).unwrap();
     let token = legacy_token(&keys, &legacy_claims(uid));
@@ -669,16 +641,7 @@ async fn an_auto_generated_legacy_token_is_warned_about_on_every_answer() {
             "kubernetes.io/service-account.uid": uid}},
         "type": "kubernetes.io/service-account-token",
         "data": {"token": base64::engine::general_purpose::STANDARD.encode(&token)}});
-    let (status, body) = call(
-        &state,
-        admin(),
-        "POST",
-        "/api/v1/namespaces/dev/secrets",
-        &[],
-        Some(secret),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    create_as_admin(&state, "/api/v1/namespaces/dev/secrets", secret).await;
     let warning = "299 - \"Use tokens from the TokenRequest API or manually created secret-based tokens instead of auto-generated secret-based tokens.\"";
     let warnings = |headers: &axum::http::HeaderMap| -> Vec<String> {
         headers
@@ -782,34 +745,15 @@ async fn bootstrap_tokens_authenticate_while_valid() {
 #[tokio::test]
 async fn a_kubelet_reads_only_its_own_pods_secrets() {
     let state = secured().await;
-    let admin = || As::Certificate(admin());
     for name in ["mine", "theirs"] {
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"k": "v"}});
-        let (status, _) = call(
-            &state,
-            admin(),
-            "POST",
-            "/api/v1/namespaces/default/secrets",
-            &[],
-            Some(secret),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED);
+        create_as_admin(&state, "/api/v1/namespaces/default/secrets", secret).await;
     }
     for (pod, node, secret) in [("a", "n1", "mine"), ("b", "n2", "theirs")] {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod},
             "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx",
                 "env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": secret, "key": "k"}}}]}]}});
-        let (status, body) = call(
-            &state,
-            admin(),
-            "POST",
-            "/api/v1/namespaces/default/pods",
-            &[],
-            Some(pod),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        create_as_admin(&state, "/api/v1/namespaces/default/pods", pod).await;
     }
     let kubelet = || As::Certificate(UserInfo::new("system:node:n1", &["system:nodes"]));
     eventually(|| async {
