@@ -101,6 +101,18 @@ where
     .await;
 }
 
+/// Waits until the collector's graph holds every Secret created so far. The dependents
+/// of an owner deleted in the foreground or orphaning come from the graph: an owner
+/// deleted before its dependents reach it would wait for none or orphan none (as
+/// upstream's). A probe Secret naming an owner that never existed, created after them,
+/// is collected only once the graph has it, and the Secrets' watch and the graph's
+/// changes are applied in order.
+async fn wait_graph_has_secrets(client: &Client, probe: &str) {
+    secret(client, probe, vec![ghost_reference("nobody")], &[]).await;
+    let api: Api<Secret> = Api::namespaced(client.clone(), NS);
+    wait_gone("the graph caught up with the Secrets", &api, probe).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_deletion_and_dangling_references() {
     let c = gc_cluster().await;
@@ -193,6 +205,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     )
     .await;
     secret(admin, "plain", vec![reference(&owner, false)], &[]).await;
+    wait_graph_has_secrets(admin, "probe").await;
     delete_with(admin, "owner", PropagationPolicy::Foreground).await;
 
     wait_for("the blocking dependent being deleted", || async {
@@ -249,6 +262,7 @@ async fn orphan_deletion_leaves_dependents_without_the_reference() {
         &[],
     )
     .await;
+    wait_graph_has_secrets(admin, "probe").await;
     delete_with(admin, "owner", PropagationPolicy::Orphan).await;
     wait_gone("the orphaning owner deleted", &config_maps, "owner").await;
 
@@ -374,6 +388,7 @@ async fn foreground_deletion_cascades_through_dependents_with_dependents() {
         &["example.com/hold"],
     )
     .await;
+    wait_graph_has_secrets(admin, "probe").await;
     delete_with(admin, "top", PropagationPolicy::Foreground).await;
 
     // the middle object, waited for and with a dependent of its own, is deleted in the

@@ -404,6 +404,16 @@ async fn wait_for_first_consumer_claims_wait_for_the_selected_node() {
     }))
     .unwrap();
     classes.create(&PostParams::default(), &lazy).await.unwrap();
+    create_claim(
+        &c.admin,
+        "late",
+        "1Gi",
+        json!({"spec": {"storageClassName": "lazy"}}),
+    )
+    .await;
+    // (the event also shows the binder knows the class: a class it has not seen yet
+    // counts as Immediate, as upstream's)
+    let event = wait_event(&c.admin, "default", "late", "WaitForFirstConsumer").await;
     // an available volume of the class is not bound by the controller
     create_volume(
         &c.admin,
@@ -412,14 +422,6 @@ async fn wait_for_first_consumer_claims_wait_for_the_selected_node() {
         json!({"spec": {"storageClassName": "lazy"}}),
     )
     .await;
-    create_claim(
-        &c.admin,
-        "late",
-        "1Gi",
-        json!({"spec": {"storageClassName": "lazy"}}),
-    )
-    .await;
-    let event = wait_event(&c.admin, "default", "late", "WaitForFirstConsumer").await;
     assert_eq!(
         event.message.as_deref(),
         Some("waiting for first consumer to be created before binding")

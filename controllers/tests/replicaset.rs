@@ -46,6 +46,20 @@ async fn wait_owned(pods: &Api<Pod>, uid: &str, count: usize, what: &str) -> Vec
     .await
 }
 
+/// Waits until the controller's pod cache holds every pod created so far: a probe
+/// ReplicaSet's status counts its pod, created after them, only once the cache has it
+/// (the pods' watch delivers in order).
+async fn wait_pod_cache_caught_up(sets: &Api<ReplicaSet>) {
+    sets.create(&PostParams::default(), &replica_set("probe", 1, "probe"))
+        .await
+        .unwrap();
+    wait_for("the controller's pod cache caught up", || async {
+        let probe = sets.get("probe").await.unwrap();
+        (probe.status?.replicas == 1).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_set_creates_replaces_and_scales_down_its_pods() {
     let c = ready_cluster(&["replicaset"], 1).await;
@@ -171,6 +185,8 @@ async fn orphans_are_adopted_and_relabelled_pods_released() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &orphan).await.unwrap();
+    // a ReplicaSet synced before the orphan reaches the cache would make two pods
+    wait_pod_cache_caught_up(&sets).await;
     let rs = sets
         .create(&PostParams::default(), &replica_set("api", 2, "api"))
         .await

@@ -365,6 +365,14 @@ async fn updates_are_charged_and_a_refusal_charges_no_quota() {
         json!({"metadata": {"name": "cpu"}, "spec": {"hard": {"pods": "5", "requests.cpu": "1"}}}),
     )
     .await;
+    // made before the pods it counts, so admission charges it: the controller's count
+    // of a quota made later could miss a pod its informer has not seen yet
+    let _: ResourceQuota = create(
+        &quotas,
+        json!({"metadata": {"name": "a-pods"}, "spec": {"hard": {"pods": "5"}}}),
+    )
+    .await;
+    wait_used(&quotas, "a-pods", &[("pods", "0")]).await;
     wait_used(
         &quotas,
         "ports",
@@ -430,11 +438,6 @@ async fn updates_are_charged_and_a_refusal_charges_no_quota() {
     assert_eq!(requests["cpu"].0, "600m");
     assert_eq!(requests["memory"].0, "1Mi");
     wait_used(&quotas, "cpu", &[("pods", "1"), ("requests.cpu", "600m")]).await;
-    let _: ResourceQuota = create(
-        &quotas,
-        json!({"metadata": {"name": "a-pods"}, "spec": {"hard": {"pods": "5"}}}),
-    )
-    .await;
     wait_used(&quotas, "a-pods", &[("pods", "1")]).await;
     let p = serde_json::from_value(limited("second", "600m")).unwrap();
     let Err(kube::Error::Api(status)) = pods.create(&Default::default(), &p).await else {
