@@ -157,6 +157,13 @@ async fn create_as_admin(state: &AppState, path: &str, object: Value) -> Value {
     body
 }
 
+/// A SelfSubjectReview sent with bearer `token`: who the server says it is.
+async fn whoami(state: &AppState, token: &str) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+    let path = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+    call_for_headers(state, As::Token(token), "POST", path, &[], Some(review)).await
+}
+
 /// Retries `check` for up to 5 s: RBAC follows the store through a watch, as upstream's
 /// informer-fed authorizer does.
 async fn eventually<F, Fut>(mut check: F)
@@ -531,17 +538,7 @@ async fn service_account_tokens_live_and_die_with_their_objects() {
     let token = body["status"]["token"].as_str().unwrap().to_owned();
     assert!(body["status"]["expirationTimestamp"].is_string());
 
-    let whoami =
-        || Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}));
-    let (status, body) = call(
-        &state,
-        As::Token(&token),
-        "POST",
-        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-        &[],
-        whoami(),
-    )
-    .await;
+    let (status, body, _) = whoami(&state, &token).await;
     assert_eq!(status, StatusCode::CREATED);
     let user = &body["status"]["userInfo"];
     assert_eq!(user["username"], "system:serviceaccount:default:builder");
@@ -602,15 +599,7 @@ async fn service_account_tokens_live_and_die_with_their_objects() {
     assert_eq!(status, StatusCode::OK);
     // (a token that authenticated is remembered for 10 s, as upstream)
     for _ in 0..60 {
-        let (status, _) = call(
-            &state,
-            As::Token(&token),
-            "POST",
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            &[],
-            whoami(),
-        )
-        .await;
+        let (status, _, _) = whoami(&state, &token).await;
         if status == StatusCode::UNAUTHORIZED {
             return;
         }
@@ -650,17 +639,7 @@ async fn an_auto_generated_legacy_token_is_warned_about_on_every_answer() {
             .map(|v| v.to_str().unwrap().to_owned())
             .collect()
     };
-    let whoami =
-        || Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}));
-    let (status, body, headers) = call_for_headers(
-        &state,
-        As::Token(&token),
-        "POST",
-        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-        &[],
-        whoami(),
-    )
-    .await;
+    let (status, body, headers) = whoami(&state, &token).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
         body["status"]["userInfo"]["username"],
